@@ -7,10 +7,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { PersonaError, ErrorPlace } from '../errors';
-import { ChatMessage, renderChatTemplate, specialTokensMap, tokenContent } from './chat-template';
+import { renderChatTemplate, specialTokensMap, tokenContent } from './chat-template';
+import type { ChatMessage } from './chat-template';
 
-export { ChatMessage, renderChatTemplate, specialTokensMap } from './chat-template';
-export { buildWordLevelTokenizer, WordLevelOptions } from './word-level';
+export type { ChatMessage } from './chat-template';
+export { renderChatTemplate, specialTokensMap } from './chat-template';
+export type { WordLevelOptions } from './word-level';
+export { buildWordLevelTokenizer, WORD_LEVEL_PATTERN } from './word-level';
 
 /** Roles applyChatTemplate accepts unless told otherwise (templates often drop unknown roles silently). */
 export const KNOWN_ROLES: readonly string[] = ['system', 'user', 'assistant', 'tool', 'ipython'];
