@@ -302,7 +302,8 @@ function materialize(t: TensorRef, entries: Record<string, Uint8Array>, prefix: 
     throw new PersonaError(`tensor [${t.size.join(', ')}] at storage offset ${t.offset} runs past the ${t.storage.numel}-element storage`, { file, tensor: entryName });
   }
   // Copy into fresh aligned memory: zip entries may start at any byte offset.
-  const slice = raw.slice(t.offset * itemBytes, (t.offset + numel) * itemBytes);
+  const slice = new Uint8Array(numel * itemBytes);
+  slice.set(raw.subarray(t.offset * itemBytes, (t.offset + numel) * itemBytes));
   const data = dtype === 'float32' ? new Float32Array(slice.buffer, 0, numel)
     : dtype === 'float16' ? decodeF16(new Uint16Array(slice.buffer, 0, numel))
       : decodeBf16(new Uint16Array(slice.buffer, 0, numel));
