@@ -235,7 +235,8 @@ function repeatKv(x: tf.Tensor4D, cfg: ModelConfig): tf.Tensor4D {
   const rep = cfg.numHeads / cfg.numKvHeads;
   if (rep === 1) return x;
   const [B, kv, S, D] = x.shape;
-  return tf.tile(x.expandDims(2), [1, 1, rep, 1, 1]).reshape([B, kv * rep, S, D]);
+  // Rank-4 tile: tfjs has no gradient for tiling rank-5 tensors.
+  return tf.tile(x.reshape([B, kv, 1, S * D]), [1, 1, rep, 1]).reshape([B, kv * rep, S, D]);
 }
 
 /** Additive attention bias [B, 1, T, P+T]: causal, padding (mask 0 keys) and optional sliding window. */

@@ -1,0 +1,72 @@
+import * as path from 'path';
+import type { CommandModule } from 'yargs';
+import { PersonaError } from '../../lib/errors';
+import { generate } from '../../lib/model/generate';
+import { Tokenizer } from '../../lib/tokenizer';
+import { interventionOptions, interventionsFrom, jsonArg, loadModel, prepareBackend, tokenMatrix, writeJson } from '../common';
+
+interface Args {
+  model: string; prompt?: string; system?: string; tokens?: string; 'attention-mask'?: string; 'max-new-tokens': number; 'min-new-tokens': number;
+  greedy?: boolean; temperature?: number; 'top-p'?: number; 'top-k'?: number; seed: string; json?: string;
+  steer?: string; ablate?: string; layer?: number; coef?: number; positions?: string; backend?: string;
+}
+
+export const generateCommand: CommandModule<object, Args> = {
+  command: 'generate',
+  describe: 'Generate text (or token ids) from a checkpoint, optionally steered or ablated',
+  builder: (y) =>
+    interventionOptions(
+      y
+        .option('model', { type: 'string', demandOption: true, describe: 'Checkpoint directory (Hugging Face layout or converted TF.js weights)' })
+        .option('prompt', { type: 'string', describe: 'User message, rendered with the chat template' })
+        .option('system', { type: 'string', describe: 'System prompt (with --prompt)' })
+        .option('tokens', { type: 'string', describe: 'Prompt token ids as JSON ([T] or [B][T], inline or a file); works without tokenizer files' })
+        .option('attention-mask', { type: 'string', describe: 'With --tokens: JSON [B][T] mask of a left-padded batch' })
+        .option('max-new-tokens', { type: 'number', default: 64 })
+        .option('min-new-tokens', { type: 'number', default: 0 })
+        .option('greedy', { type: 'boolean', describe: 'Argmax decoding (default unless --temperature is given)' })
+        .option('temperature', { type: 'number' })
+        .option('top-p', { type: 'number' })
+        .option('top-k', { type: 'number' })
+        .option('seed', { type: 'string', default: '0' })
+        .option('json', { type: 'string', describe: 'Write {"tokens": [batch][new ids], "text": [...]} here' })
+        .conflicts('prompt', 'tokens')
+        .conflicts('greedy', 'temperature'),
+    ) as never,
+  handler: async (argv) => {
+    await prepareBackend(argv);
+    if (argv.prompt === undefined && argv.tokens === undefined) throw new PersonaError('give --prompt TEXT or --tokens JSON', { field: 'prompt' });
+    const model = loadModel(argv.model);
+    try {
+      let tokenizer: Tokenizer | null = null;
+      let ids: number[][];
+      let attentionMask: number[][] | undefined;
+      if (argv.tokens !== undefined) {
+        ids = tokenMatrix(argv.tokens, 'tokens');
+        if (argv['attention-mask'] !== undefined) attentionMask = jsonArg(argv['attention-mask'], 'attention-mask') as number[][];
+      } else {
+        tokenizer = Tokenizer.load(argv.model);
+        const messages = [...(argv.system !== undefined ? [{ role: 'system', content: argv.system }] : []), { role: 'user', content: argv.prompt! }];
+        ids = [tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }))];
+      }
+      const result = generate(model, { ids, attentionMask }, {
+        maxNewTokens: argv['max-new-tokens'],
+        minNewTokens: argv['min-new-tokens'],
+        greedy: argv.greedy,
+        temperature: argv.temperature,
+        topP: argv['top-p'],
+        topK: argv['top-k'],
+        seed: argv.seed,
+        eosTokenIds: tokenizer && tokenizer.eosTokenIds.length ? tokenizer.eosTokenIds : undefined,
+        interventions: interventionsFrom(argv, model),
+      });
+      const text = tokenizer ? result.tokens.map((t) => tokenizer!.decode(t, { skipSpecialTokens: true })) : null;
+      if (argv.json) writeJson(argv.json, text ? { tokens: result.tokens, text } : { tokens: result.tokens });
+      if (text) for (const t of text) process.stdout.write(`${t}\n`);
+      else if (!argv.json) process.stdout.write(`${JSON.stringify(result.tokens)}\n`);
+      if (argv.json) process.stderr.write(`wrote ${path.resolve(argv.json)}\n`);
+    } finally {
+      model.dispose();
+    }
+  },
+};

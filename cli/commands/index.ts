@@ -1,0 +1,14 @@
+/** Every command of the `persona` program; one module per command. */
+import type { CommandModule } from 'yargs';
+import { generateCommand } from './generate';
+import { forwardCommand } from './forward';
+import { convertCommand } from './convert';
+import { benchCommand } from './bench';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [
+  generateCommand,
+  forwardCommand,
+  convertCommand,
+  benchCommand,
+];

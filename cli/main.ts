@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/**
+ * The `persona` command line: each command parses its flags, calls one library function and prints.
+ * Errors the user can fix (PersonaError) print one line and exit 1; --verbose adds the stack.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { PersonaError } from '../lib/errors';
+import { commands } from './commands';
+
+export async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  try {
+    let parser = yargs(argv)
+      .scriptName('persona')
+      .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'TF.js backend (also env PERSONA_BACKEND); auto: tfjs-node-gpu, tfjs-node, wasm, cpu' })
+      .option('verbose', { type: 'boolean', default: false, describe: 'Print stack traces with errors' })
+      .strict()
+      .demandCommand(1, 'Name a command; see --help.')
+      .recommendCommands()
+      .help()
+      .fail((msg, err) => {
+        throw err ?? new PersonaError(msg);
+      });
+    for (const c of commands) parser = parser.command(c);
+    await parser.parseAsync();
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof PersonaError || !verbose) process.stderr.write(`persona: ${err.message}\n`);
+    if (verbose) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(hideBin(process.argv)).then((code) => {
+    process.exitCode = code;
+  });
+}
