@@ -82,9 +82,8 @@ export function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters: Adap
   const proj = opts.projection;
   const baseProj = proj ? meanProjections(cfg, proj.baseParams, input, proj, responseMask) : null;
 
-  let ceKept: tf.Scalar | null = null;
-  let penKept: tf.Scalar | null = null;
-  let count = 0;
+  // Filled inside f (closure); an object so that TypeScript does not narrow the fields to null.
+  const kept: { ce: tf.Scalar | null; pen: tf.Scalar | null; count: number } = { ce: null, pen: null, count: 0 };
   const f = (...ts: tf.Tensor[]): tf.Scalar => {
     let params: Params = base;
     let ads: Map<string, LinearAdapter> | undefined;
@@ -103,14 +102,14 @@ export function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters: Adap
       hiddenStates: !!proj,
     });
     const { sum, count: n } = causalLmLossSum(out.logits!, batch.labels);
-    count = n;
+    kept.count = n;
     const scale = opts.ceScale ?? (n > 0 ? 1 / n : 0);
     let total = tf.mul(sum, scale) as tf.Scalar;
-    ceKept = tf.keep(sum);
+    kept.ce = tf.keep(sum);
     if (proj && baseProj) {
       const p = projectionOf(out.hiddenStates![proj.layer], proj.unit, responseMask);
       const pen = tf.sum(tf.square(tf.sub(p, baseProj))) as tf.Scalar;
-      penKept = tf.keep(pen);
+      kept.pen = tf.keep(pen);
       total = tf.add(total, tf.mul(pen, proj.weight));
     }
     return total;
@@ -120,9 +119,9 @@ export function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters: Adap
     value.dispose();
     const map = new Map<string, tf.Tensor>();
     names.forEach((n, i) => map.set(n, grads[i]));
-    return { ceSum: (ceKept as tf.Scalar | null)?.dataSync()[0] ?? 0, nLossTokens: count, penalty: (penKept as tf.Scalar | null)?.dataSync()[0] ?? 0, grads: map };
+    return { ceSum: kept.ce?.dataSync()[0] ?? 0, nLossTokens: kept.count, penalty: kept.pen?.dataSync()[0] ?? 0, grads: map };
   } finally {
-    tf.dispose([ceKept, penKept, baseProj].filter((t): t is tf.Tensor => t !== null));
+    for (const t of [kept.ce, kept.pen, baseProj]) t?.dispose();
   }
 }
 
