@@ -7,9 +7,14 @@ import { Model } from '../../lib/model/checkpoint';
 import { generate } from '../../lib/model/generate';
 import { Intervention, ablate, interventionHooks, steer } from '../../lib/model/interventions';
 import { parityFixtures, readExpected, maxAbsDiff } from '../support/hf-parity';
+import { useBackend } from '../../lib/backend';
 
 const TOL = 1e-4;
 
+describe.each(['cpu', 'wasm'] as const)('%s backend', (backend) => {
+beforeAll(async () => {
+  await useBackend(backend, () => undefined);
+});
 describe.each(parityFixtures())('$name', ({ dir }) => {
   const exp = readExpected(dir);
   let model: Model;
@@ -80,4 +85,5 @@ describe.each(parityFixtures())('$name', ({ dir }) => {
     }
     expect(tf.memory().numTensors).toBe(before);
   });
+});
 });
