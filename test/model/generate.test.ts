@@ -1,0 +1,86 @@
+/** Sampling, stopping and positions semantics of generation, on a tiny reference checkpoint. */
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { Model } from '../../lib/model/checkpoint';
+import { generate, sampler } from '../../lib/model/generate';
+import { interventionHooks, steer } from '../../lib/model/interventions';
+import { disposeCache } from '../../lib/model/transformer';
+import { benchForward, benchGenerate } from '../../lib/model/bench';
+import { FIXTURE_ROOT } from '../support/hf-parity';
+
+let model: Model;
+beforeAll(() => (model = Model.load(path.join(FIXTURE_ROOT, 'llama-tiny'))));
+afterAll(() => model.dispose());
+const prompts = [[1, 40, 41, 42], [1, 7, 8]];
+
+test('seeded sampling is reproducible and the seed matters', () => {
+  const run = (seed: string) => generate(model, { prompts }, { temperature: 1, topP: 0.95, seed, maxNewTokens: 10, eosTokenIds: [] }).tokens;
+  expect(run('a')).toEqual(run('a'));
+  expect(run('a')).not.toEqual(run('b'));
+});
+
+test('top-k 1 sampling equals greedy decoding', () => {
+  const greedy = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [] }).tokens;
+  expect(generate(model, { prompts }, { temperature: 0.7, topK: 1, seed: 'x', maxNewTokens: 8, eosTokenIds: [] }).tokens).toEqual(greedy);
+});
+
+test('sampler: top-p keeps the smallest prefix reaching p, top-k the k best', () => {
+  const logits = Float32Array.from([Math.log(0.5), Math.log(0.3), Math.log(0.15), Math.log(0.05)]);
+  const seen = (opts: object) => new Set(Array.from({ length: 400 }, (_, i) => sampler({ temperature: 1, seed: `s${i}`, ...opts })(logits)));
+  expect(seen({ topP: 0.75 })).toEqual(new Set([0, 1]));
+  expect(seen({ topK: 3 })).toEqual(new Set([0, 1, 2]));
+  expect(seen({})).toEqual(new Set([0, 1, 2, 3]));
+});
+
+test('stops at EOS per row, includes the EOS, and respects min new tokens', () => {
+  const greedy = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [] }).tokens;
+  const eos = greedy[0][2]; // make the third token of row 0 an "EOS"
+  const r = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [eos] });
+  expect(r.tokens[0]).toEqual(greedy[0].slice(0, greedy[0].indexOf(eos) + 1));
+  expect(r.stoppedAtEos[0]).toBe(true);
+  const m = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, minNewTokens: 5, eosTokenIds: [eos] });
+  expect(m.tokens[0].slice(0, 5)).not.toContain(eos);
+  expect(m.tokens[0].length).toBeGreaterThanOrEqual(5);
+});
+
+test('positions "prompt" steers the prefill only: the first token changes like "all", later steps are unsteered', () => {
+  const v = new Float32Array(model.config.hiddenSize).map((_, i) => Math.sin(i));
+  const all = generate(model, { prompts }, { greedy: true, maxNewTokens: 1, interventions: [steer(v, 2, 8, 'all')] }).tokens;
+  const prm = generate(model, { prompts }, { greedy: true, maxNewTokens: 1, interventions: [steer(v, 2, 8, 'prompt')] }).tokens;
+  expect(prm).toEqual(all);
+  // By hand: a steered prefill, then unsteered decode steps over the cache, must give the same tokens.
+  const row = prompts[0];
+  let out = model.forward({ ids: [row] }, { hooks: interventionHooks([steer(v, 2, 8, 'all')], model.config), useCache: true, logits: 'last' });
+  const byHand: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const l = Array.from(out.logits!.dataSync());
+    out.logits!.dispose();
+    byHand.push(l.indexOf(Math.max(...l)));
+    const next = model.forward({ ids: [[byHand[i]]], cache: out.cache! }, { useCache: true, logits: 'last' });
+    disposeCache(out.cache);
+    out = next;
+  }
+  out.logits!.dispose();
+  disposeCache(out.cache);
+  expect(generate(model, { prompts: [row] }, { greedy: true, maxNewTokens: 4, eosTokenIds: [], interventions: [steer(v, 2, 8, 'prompt')] }).tokens[0]).toEqual(byHand);
+});
+
+test('bench reports positive speeds and leaves no tensors behind', () => {
+  const o = { batch: 2, promptLen: 8, newTokens: 4, repeats: 1 };
+  benchForward(model, o);
+  const before = tf.memory().numTensors;
+  const f = benchForward(model, o);
+  const g = benchGenerate(model, o);
+  expect(f.prefill_tokens_per_s).toBeGreaterThan(0);
+  expect(g.decode_ms_per_step).toBeGreaterThan(0);
+  expect(g.peak_rss_mb).toBeGreaterThan(10);
+  expect(tf.memory().numTensors).toBe(before);
+});
+
+test('bad generation settings are refused by name', () => {
+  expect(() => generate(model, { prompts }, { maxNewTokens: 0 })).toThrow(/max new tokens/);
+  expect(() => generate(model, { prompts }, { maxNewTokens: 2, temperature: 0 })).toThrow(/temperature/);
+  expect(() => generate(model, { prompts }, { maxNewTokens: 2, temperature: 1, topP: 1.5 })).toThrow(/top-p/);
+  expect(() => generate(model, { prompts: [[]] }, { maxNewTokens: 2 })).toThrow(/prompt 0 is empty/);
+  expect(() => generate(model, { ids: [[1, 2, 0]], attentionMask: [[1, 1, 0]] }, { maxNewTokens: 2 })).toThrow(/left padding/);
+});
