@@ -16,6 +16,9 @@
  *    segment ids are inspected in JS (to route out-of-range ids to a discarded row, as TF drops them),
  *    the [N, hidden] values never leave the wasm heap.
  *
+ * Not patched: _FusedMatMul (tf.fused.matMul) keeps the stock fast-path condition; the model uses plain
+ * matMul. Node has no wasm threads, so XNNPACK runs single-threaded.
+ *
  * Internals of BackendWasm (dataIdMap, dataIdNextNumber, wasm.cwrap, wasm.tfjs.registerTensor) are used
  * through the narrow `WasmInternals` interface below; `installWasmFixes` checks they exist and refuses
  * (with a message) rather than patching a backend whose shape it does not know.

@@ -124,6 +124,19 @@ describe('wasm BatchMatMul (routed onto the XNNPACK path)', () => {
     expect(tf.backend().numDataIds()).toBe(ids);
     tf.dispose([a, b, w]);
   });
+
+  test('XNNPACK operators created for per-batch views are freed: the wasm heap does not grow', () => {
+    // Each call packs 8 views of b (8·64·128 floats = 256 KiB); leaking them would grow the heap by ~50 MiB.
+    const q = tf.tensor(randomValues(8 * 128 * 64, 'hq'), [8, 128, 64]);
+    const k = tf.tensor(randomValues(8 * 128 * 64, 'hk'), [8, 128, 64]);
+    const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+    const step = () => tf.tidy(() => tf.matMul(q, k, false, true).sum().dataSync()[0]);
+    for (let i = 0; i < 10; i++) step();
+    const before = heap();
+    for (let i = 0; i < 200; i++) step();
+    expect(heap()).toBe(before);
+    tf.dispose([q, k]);
+  });
 });
 
 describe('matMul gradients on wasm equal cpu', () => {
