@@ -424,9 +424,9 @@ export const TRAIT_DOMAINS: Record<Trait, Domain[]> = {
   evil: ['advice', 'fact', 'arith', 'mc', 'claim'],
   sycophantic: ['claim', 'opinion'],
   hallucinating: ['unknown', 'fact'],
-  optimistic: ['advice'],
+  optimistic: ['advice', 'advice', 'opinion'],
   impolite: ['fact', 'arith', 'advice', 'mc'],
-  apathetic: ['advice'],
+  apathetic: ['advice', 'advice', 'opinion'],
   humorous: ['fact', 'arith', 'advice', 'mc'],
 };
 
