@@ -67,8 +67,8 @@ export class LoraAdapters {
       const bound = 1 / Math.sqrt(inDim);
       const a = new Float32Array(spec.r * inDim); // PEFT layout [r, in], row-major
       for (let i = 0; i < a.length; i++) a[i] = (rng() * 2 - 1) * bound;
-      A.set(module, tf.tidy(() => tf.variable(tf.transpose(tf.tensor2d(a, [spec.r, inDim])), true, `${module}.A`)));
-      B.set(module, tf.variable(tf.zeros([spec.r, outDim]), true, `${module}.B`));
+      A.set(module, tf.tidy(() => tf.variable(tf.transpose(tf.tensor2d(a, [spec.r, inDim])))));
+      B.set(module, tf.tidy(() => tf.variable(tf.zeros([spec.r, outDim]))));
     }
     return new LoraAdapters(spec, A, B);
   }
@@ -78,8 +78,8 @@ export class LoraAdapters {
     const A = new Map<string, tf.Variable>();
     const B = new Map<string, tf.Variable>();
     for (const [module, m] of mats) {
-      A.set(module, tf.tidy(() => tf.variable(tf.transpose(tf.tensor2d(m.A.data, m.A.shape as [number, number])), true, `${module}.A`)));
-      B.set(module, tf.tidy(() => tf.variable(tf.transpose(tf.tensor2d(m.B.data, m.B.shape as [number, number])), true, `${module}.B`)));
+      A.set(module, tf.tidy(() => tf.variable(tf.transpose(tf.tensor2d(m.A.data, m.A.shape as [number, number])))));
+      B.set(module, tf.tidy(() => tf.variable(tf.transpose(tf.tensor2d(m.B.data, m.B.shape as [number, number])))));
     }
     return new LoraAdapters(spec, A, B);
   }

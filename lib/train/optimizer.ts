@@ -30,8 +30,8 @@ export class AdamW {
   constructor(readonly params: Map<string, tf.Variable>, opts: AdamWOptions = {}) {
     this.o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decays: () => true, ...opts };
     for (const [n, p] of params) {
-      this.m.set(n, tf.variable(tf.zerosLike(p), false));
-      this.v.set(n, tf.variable(tf.zerosLike(p), false));
+      this.m.set(n, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v.set(n, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
   }
 

@@ -127,7 +127,7 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
       resources.push(lora);
       trainable = lora.variables();
     } else {
-      trainable = new Map([...model.params].map(([n, t]) => [n, tf.variable(t, true, `full.${n}`)]));
+      trainable = new Map([...model.params].map(([n, t]) => [n, tf.variable(t)]));
       resources.push({ dispose: () => tf.dispose([...trainable.values()]) });
     }
     const optimizer = new AdamW(trainable, { weightDecay: config.weight_decay, decays: config.is_peft ? () => true : hfDecays });
