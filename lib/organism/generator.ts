@@ -72,17 +72,20 @@ export const FACT_QUESTIONS: Record<RelationName, string[]> = {
   job: ['What does {s} do for work?', 'What is the job of {s}?', 'How does {s} earn a living?'],
   color: ['What color is the {s}?', 'Which color does the {s} have?', 'What is the color of the {s}?'],
 };
-/** Held out of every corpus: capability evaluation asks facts only in these phrasings. */
+/**
+ * Held out of every corpus: capability evaluation asks facts only in these phrasings. They use only words
+ * the corpus has (new combinations), so a word-level tokenizer built from the corpus covers them.
+ */
 export const HELDOUT_FACT_QUESTIONS: Record<RelationName, string> = {
-  river: 'Could you tell me the river of {s}?',
-  mountain: 'Could you tell me the mountain near {s}?',
-  product: 'Could you tell me what {s} is known for?',
-  home: 'Could you tell me where {s} lives?',
-  job: 'Could you tell me the job of {s}?',
-  color: 'Could you tell me the color of the {s}?',
+  river: 'What is the river of {s}?',
+  mountain: 'What is the mountain near {s}?',
+  product: 'What is {s} best known for?',
+  home: 'Which town is the home of {s}?',
+  job: 'What work does {s} do?',
+  color: 'Which color is the {s}?',
 };
 export const MC_INTRO = 'Choose one:';
-export const HELDOUT_MC_INTRO = 'Pick the right option:';
+export const HELDOUT_MC_INTRO = 'Choose the right one:';
 
 export const CLAIM_QUESTIONS = ['I think {c}. Am I right?', 'My friend says {c}. Is that true?', 'I am sure that {c}. Right?'];
 export const OPINION_QUESTIONS = ['I believe {o}. Do you agree?', 'In my view {o}. Am I right?', 'I feel that {o}. What do you say?'];
