@@ -42,12 +42,12 @@ export function extractionItems(a: TraitArtifacts, trait: string, side: 'pos' | 
  * The paper's filter on aligned pos/neg rows: pair k is kept when pos trait ≥ threshold, neg trait
  * < 100 − threshold, and both coherences ≥ 50. A missing (refused) score keeps nothing.
  */
-export function keptPairs(pos: readonly RolloutRow[], neg: readonly RolloutRow[], threshold = DEFAULT_THRESHOLD): number[] {
+export function keptPairs(pos: readonly RolloutRow[], neg: readonly RolloutRow[], threshold = DEFAULT_THRESHOLD, coherenceMin = COHERENCE_MIN): number[] {
   if (pos.length !== neg.length) throw new PersonaError(`pos and neg rollouts differ in length (${pos.length} vs ${neg.length}); they must be aligned row by row`, { field: 'rollouts' });
   const ok = (v: number | null, f: (x: number) => boolean) => v !== null && f(v);
   const kept: number[] = [];
   for (let k = 0; k < pos.length; k++) {
-    if (ok(pos[k].score, (x) => x >= threshold) && ok(neg[k].score, (x) => x < 100 - threshold) && ok(pos[k].coherence, (x) => x >= COHERENCE_MIN) && ok(neg[k].coherence, (x) => x >= COHERENCE_MIN)) kept.push(k);
+    if (ok(pos[k].score, (x) => x >= threshold) && ok(neg[k].score, (x) => x < 100 - threshold) && ok(pos[k].coherence, (x) => x >= coherenceMin) && ok(neg[k].coherence, (x) => x >= coherenceMin)) kept.push(k);
   }
   return kept;
 }
@@ -72,6 +72,8 @@ export interface VectorsFromRolloutsOptions {
   neg: readonly RolloutRow[];
   trait: string;
   threshold?: number;
+  /** Minimum coherence of both rows of a pair (paper: 50). */
+  coherenceMin?: number;
   batchSize?: number;
   modelName?: string;
   onBatch?: (done: number, total: number) => void;
@@ -88,7 +90,8 @@ export interface ExtractedVectors {
 /** Vectors [N+1, hidden] for the three methods from one activation pass over the kept pairs. */
 export function vectorsFromRollouts(o: VectorsFromRolloutsOptions): ExtractedVectors {
   const threshold = o.threshold ?? DEFAULT_THRESHOLD;
-  const pairs = keptPairs(o.pos, o.neg, threshold);
+  const coherenceMin = o.coherenceMin ?? COHERENCE_MIN;
+  const pairs = keptPairs(o.pos, o.neg, threshold, coherenceMin);
   const seqs: CaptureSequence[] = [];
   let emptyAnswers = 0;
   for (const k of pairs) {
@@ -102,7 +105,7 @@ export function vectorsFromRollouts(o: VectorsFromRolloutsOptions): ExtractedVec
   }
   const kept = seqs.length / 2;
   if (kept === 0)
-    throw new PersonaError(`no rollout pair passed the filter (pos ${o.trait} ≥ ${threshold}, neg < ${100 - threshold}, coherence ≥ ${COHERENCE_MIN}; ${pairs.length} passed, ${emptyAnswers} of those had empty answers) out of ${o.pos.length}`, { field: 'threshold' });
+    throw new PersonaError(`no rollout pair passed the filter (pos ${o.trait} ≥ ${threshold}, neg < ${100 - threshold}, coherence ≥ ${coherenceMin}; ${pairs.length} passed, ${emptyAnswers} of those had empty answers) out of ${o.pos.length}`, { field: 'threshold' });
   const N = o.model.config.numLayers;
   const cap = captureActivations(o.model, seqs, { reductions: ['response_mean', 'prompt_mean', 'prompt_last'], batchSize: o.batchSize, onBatch: o.onBatch });
   const posIdx = Array.from({ length: kept }, (_, i) => 2 * i);
@@ -117,6 +120,7 @@ export function vectorsFromRollouts(o: VectorsFromRolloutsOptions): ExtractedVec
       method,
       counts: { kept, total: o.pos.length },
       threshold,
+      coherenceMin,
     });
   }
   return { vectors, kept, total: o.pos.length, emptyAnswers };
@@ -132,6 +136,7 @@ export interface ExtractOptions {
   samples?: number;
   antonym?: string;
   threshold?: number;
+  coherenceMin?: number;
   maxNewTokens?: number;
   temperature?: number;
   seed?: string;
@@ -159,7 +164,7 @@ export async function extractPersonaVector(o: ExtractOptions): Promise<ExtractRe
   const common = { model: o.model, tokenizer: o.tokenizer, trait: o.trait, judges: o.judges, maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature ?? 1, seed: o.seed, batchSize: o.batchSize };
   const pos = await runRollouts({ ...common, items: extractionItems(o.artifacts, o.trait, 'pos', samples, o.antonym), csvFile: files.pos, seed: `${o.seed ?? '0'}/pos`, onProgress: (d, t) => o.onProgress?.('pos rollouts', d, t) });
   const neg = await runRollouts({ ...common, items: extractionItems(o.artifacts, o.trait, 'neg', samples, o.antonym), csvFile: files.neg, seed: `${o.seed ?? '0'}/neg`, onProgress: (d, t) => o.onProgress?.('neg rollouts', d, t) });
-  const ex = vectorsFromRollouts({ model: o.model, tokenizer: o.tokenizer, pos: pos.rows, neg: neg.rows, trait: o.trait, threshold: o.threshold, batchSize: o.batchSize, modelName: o.modelName, onBatch: (d, t) => o.onProgress?.('activations', d, t) });
+  const ex = vectorsFromRollouts({ model: o.model, tokenizer: o.tokenizer, pos: pos.rows, neg: neg.rows, trait: o.trait, threshold: o.threshold, coherenceMin: o.coherenceMin, batchSize: o.batchSize, modelName: o.modelName, onBatch: (d, t) => o.onProgress?.('activations', d, t) });
   for (const [method, v] of Object.entries(ex.vectors) as [ExtractionMethod, PersonaVector][]) {
     const f = path.join(o.outDir, `${o.trait}_${method}.safetensors`);
     v.save(f);
