@@ -150,8 +150,7 @@ export function forward(cfg: ModelConfig, params: Params, input: ForwardInput, o
         v = tf.concat([input.cache.layers[i].v, v], 2);
       }
       if (opts.useCache) newCache.push({ k: tf.keep(k), v: tf.keep(v) });
-      const scores = tf.add(tf.mul(tf.matMul(q, repeatKv(k, cfg), false, true), 1 / Math.sqrt(cfg.headDim)), attnBias); // [B, heads, T, P+T]
-      const mixed = tf.matMul(tf.softmax(scores), repeatKv(v, cfg)); // [B, heads, T, D]
+      const mixed = attend(q, k, v, attnBias, cfg); // [B, heads, T, D]
       const attn = linear(w.o, mixed.transpose([0, 2, 1, 3]).reshape([B * T, cfg.numHeads * cfg.headDim]), cfg.oBias);
       const attnOut = site(`blocks.${i}.attn_out`, attn);
       h = site(`blocks.${i}.resid_mid`, tf.add(h, attnOut));
@@ -173,7 +172,8 @@ export function forward(cfg: ModelConfig, params: Params, input: ForwardInput, o
     if (opts.logits !== 'none') {
       let hl = h;
       if (opts.logits === 'last') hl = h.reshape([B, T, cfg.hiddenSize]).slice([0, T - 1, 0], [B, 1, cfg.hiddenSize]).reshape([B, cfg.hiddenSize]);
-      const out = cfg.tieWordEmbeddings ? tf.matMul(hl, p(WEIGHT_NAMES.embed), false, true) : tf.matMul(hl, p(WEIGHT_NAMES.lmHead) as tf.Tensor2D);
+      // Tied embeddings use embed^T unless the caller supplies it pre-transposed as lm_head (inference does, see Model).
+      const out = params.has(WEIGHT_NAMES.lmHead) ? tf.matMul(hl, p(WEIGHT_NAMES.lmHead) as tf.Tensor2D) : tf.matMul(hl, p(WEIGHT_NAMES.embed), false, true);
       logits = out.reshape([B, opts.logits === 'last' ? 1 : T, cfg.vocabSize]) as tf.Tensor3D;
     }
     const cache: KVCache | null = opts.useCache
@@ -230,13 +230,19 @@ function applyRotary(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Ten
   return tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), sin));
 }
 
-/** Grouped-query attention: kv head j serves query heads j·rep … j·rep+rep−1. [B, kv, S, D] → [B, heads, S, D]. */
-function repeatKv(x: tf.Tensor4D, cfg: ModelConfig): tf.Tensor4D {
-  const rep = cfg.numHeads / cfg.numKvHeads;
-  if (rep === 1) return x;
-  const [B, kv, S, D] = x.shape;
-  // Rank-4 tile: tfjs has no gradient for tiling rank-5 tensors.
-  return tf.tile(x.reshape([B, kv, 1, S * D]), [1, 1, rep, 1]).reshape([B, kv * rep, S, D]);
+/**
+ * Softmax attention with grouped-query heads. Query heads j·rep … j·rep+rep−1 share kv head j, so the
+ * queries are regrouped as [B, kv, rep·T, D] instead of repeating keys and values (no tile: cheaper, and
+ * tfjs's wasm Tile is slow). q [B, heads, T, D], k and v [B, kv, S, D], bias [B, 1, T, S].
+ */
+function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, cfg: ModelConfig): tf.Tensor4D {
+  const [B, heads, T, D] = q.shape;
+  const kv = cfg.numKvHeads;
+  const S = k.shape[2];
+  const grouped = q.reshape([B, kv, (heads / kv) * T, D]);
+  const scores = tf.mul(tf.matMul(grouped, k, false, true), 1 / Math.sqrt(D)).reshape([B, heads, T, S]);
+  const probs = tf.softmax(tf.add(scores, bias)).reshape([B, kv, (heads / kv) * T, S]);
+  return tf.matMul(probs, v).reshape([B, heads, T, D]);
 }
 
 /** Additive attention bias [B, 1, T, P+T]: causal, padding (mask 0 keys) and optional sliding window. */
