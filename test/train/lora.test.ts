@@ -86,6 +86,36 @@ describe('LoRA', () => {
     back.dispose();
   });
 
+  test('adapter gradients match central finite differences (GQA k/v included)', () => {
+    const lora = LoraAdapters.init(model.config, { ...spec, targetModules: ['q_proj', 'k_proj', 'v_proj', 'down_proj'] }, 4);
+    tf.tidy(() => lora.B.forEach((b) => b.assign(tf.randomNormal(b.shape, 0, 0.1, 'float32', 9))));
+    const batch = { ids, labels: [[-100, -100, 6, 7, 8, 9, 10, 11]] };
+    const loss = () => {
+      const r = objectiveAndGrads(model.config, model.params, lora.adapters(), batch);
+      tf.dispose([...r.grads.values()]);
+      return r.ceSum / r.nLossTokens;
+    };
+    const r = objectiveAndGrads(model.config, model.params, lora.adapters(), batch);
+    for (const [m, which] of [['model.layers.0.self_attn.k_proj', 'B'], ['model.layers.1.self_attn.v_proj', 'A'], ['model.layers.1.mlp.down_proj', 'B']] as const) {
+      const v = (which === 'A' ? lora.A : lora.B).get(m)!;
+      const g = r.grads.get(`${m}.${which}`)!.dataSync();
+      const data = v.dataSync().slice();
+      for (const idx of [0, 5]) {
+        const at = (d: number) => {
+          const x = data.slice();
+          x[idx] += d;
+          tf.tidy(() => v.assign(tf.tensor(x, v.shape)));
+          return loss();
+        };
+        const fd = (at(1e-2) - at(-1e-2)) / 2e-2;
+        tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+        expect(Math.abs(fd - g[idx])).toBeLessThan(2e-3 * Math.max(1e-2, Math.abs(g[idx])) + 2e-5);
+      }
+    }
+    tf.dispose([...r.grads.values()]);
+    lora.dispose();
+  });
+
   test('base weights frozen under LoRA: gradients only for adapter matrices; no tensor leak', () => {
     const lora = LoraAdapters.init(model.config, spec, 3);
     const batch = { ids, labels: [[-100, -100, 6, 7, 8, 9, 10, 11]] };
