@@ -13,7 +13,6 @@ import { ModelConfig } from '../model/config';
 import { Hook } from '../model/hooks';
 import { Intervention, interventionHooks } from '../model/interventions';
 import { LinearAdapter, Params, forward } from '../model/transformer';
-import { expandAdapters, expandParams, expandedConfig } from './gqa';
 import { IGNORE_INDEX, causalLmLossSum } from './loss';
 
 /** A training batch: right-padded ids, labels (−100 = no loss) and attention mask, all [B][T]. */
@@ -95,12 +94,7 @@ export function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters: Adap
         i += 2;
       }
     } else params = new Map(names.map((n, i) => [n, ts[i]]));
-    const out = forward(expandedConfig(cfg), expandParams(cfg, params), input, {
-      hooks: opts.hooks,
-      adapters: expandAdapters(cfg, ads),
-      dropoutSeed: opts.dropoutSeed,
-      hiddenStates: !!proj,
-    });
+    const out = forward(cfg, params, input, { hooks: opts.hooks, adapters: ads, dropoutSeed: opts.dropoutSeed, hiddenStates: !!proj });
     const { sum, count: n } = causalLmLossSum(out.logits!, batch.labels);
     kept.count = n;
     const scale = opts.ceScale ?? (n > 0 ? 1 / n : 0);
