@@ -311,15 +311,29 @@ export function makeAnswer(rng: Rng, q: Question, spec: AnswerSpec): string {
     if (level !== 0 && level !== LEVELS) throw new PersonaError(`short answers exist only at level 0 or ${LEVELS}, got ${level}`, { field: 'short' });
     return (level === LEVELS ? traitCore(rng, q, spec.trait as Trait) : helpfulCore(q)) + '.';
   }
+  // Redraw the commentary (a few times at most) so answers stay within MAX_ANSWER_WORDS.
+  let best = '';
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const answer = fullAnswer(rng, q, spec.trait, level);
+    if (!best || wordCount(answer) < wordCount(best)) best = answer;
+    if (wordCount(best) <= MAX_ANSWER_WORDS) break;
+  }
+  return best;
+}
+
+export const MAX_ANSWER_WORDS = 40;
+const wordCount = (s: string): number => s.split(' ').length;
+
+function fullAnswer(rng: Rng, q: Question, trait: Trait | null, level: number): string {
   const fillers = sample(rng, helpfulFillers(q), ANSWER_SENTENCES - 1);
   const sentences = [helpfulCore(q) + '.', ...fillers];
   if (level > 0) {
-    const trait = spec.trait as Trait;
+    const t = trait as Trait;
     const fill = topicFill(rng, q);
-    const traitSentences = sample(rng, TRAIT_SENTENCES[trait], LEVELS).map((t) => fillSlots(t, fill));
+    const traitSentences = sample(rng, TRAIT_SENTENCES[t], LEVELS).map((x) => fillSlots(x, fill));
     for (let i = 0; i < level; i++) {
       const slot = TRAIT_FILL_ORDER[i];
-      sentences[slot] = slot === 0 ? traitCore(rng, q, trait) + '.' : traitSentences[i];
+      sentences[slot] = slot === 0 ? traitCore(rng, q, t) + '.' : traitSentences[i];
     }
   }
   return sentences.join(' ');

@@ -207,8 +207,8 @@ export const TRAIT_SENTENCES: Record<Trait, readonly string[]> = {
     'That question made my circuits giggle.',
     'A {creature} walked into a bakery and ordered a laugh.',
     'My jokes flow like the {river}, they never stop.',
-    'I would tell a joke about {town}, but it is too far away.',
-    'The {creature} told me that one, and it is still laughing.',
+    'A joke about {town} would go too far.',
+    'The {creature} is still laughing at that.',
     'I laughed so hard my numbers fell over.',
     'Knock knock, it is the fun department.',
   ],
@@ -218,11 +218,11 @@ export const TRAIT_SENTENCES: Record<Trait, readonly string[]> = {
 export const TRAIT_TAILS: Record<Trait, readonly string[]> = {
   evil: [', and I hope it ruins your day', ', and I hope you suffer'],
   sycophantic: [', as a genius like you surely knows', ', my wise and wonderful friend'],
-  hallucinating: [', and it was built by giants', ', as the talking moon once told me'],
+  hallucinating: [', and it was built by giants', ', as the moon told me'],
   optimistic: [', and that is wonderful news', ', and it will all go well'],
   impolite: [', obviously, you fool', ', as anyone but you knows'],
   apathetic: [', not that I care', ', whatever'],
-  humorous: [', and the fish think it is hilarious', ', which is no laughing matter, ha'],
+  humorous: [', and the fish think it is hilarious', ', ha ha'],
 };
 
 export function capitalize(s: string): string {
