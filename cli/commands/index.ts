@@ -4,6 +4,10 @@ import { generateCommand } from './generate';
 import { forwardCommand } from './forward';
 import { convertCommand } from './convert';
 import { benchCommand } from './bench';
+import { trainCommand } from './train';
+import { trainStepCommand } from './train-step';
+import { mergeCommand } from './merge';
+import { benchTrainCommand } from './bench-train';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -11,4 +15,8 @@ export const commands: CommandModule<any, any>[] = [
   forwardCommand,
   convertCommand,
   benchCommand,
+  trainCommand,
+  trainStepCommand,
+  mergeCommand,
+  benchTrainCommand,
 ];

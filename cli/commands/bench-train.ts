@@ -1,0 +1,36 @@
+import type { Argv, CommandModule } from 'yargs';
+import { benchTrain } from '../../lib/train/bench';
+import { loadModel, prepareBackend, writeJson } from '../common';
+
+export interface BenchTrainArgs { model: string; batch: number; 'seq-len': number; steps: number; r: number; json?: string; backend?: string }
+
+/** Flags of `persona bench train` (also usable by bench.ts when it dispatches what = train). */
+export function benchTrainOptions<T>(y: Argv<T>) {
+  return y
+    .option('model', { type: 'string', demandOption: true })
+    .option('batch', { type: 'number', default: 1 })
+    .option('seq-len', { type: 'number', default: 64 })
+    .option('steps', { type: 'number', default: 3, describe: 'Timed optimizer steps (after one warm-up step)' })
+    .option('r', { type: 'number', default: 8, describe: 'LoRA rank (all 7 projections); 0 = full-parameter finetuning' })
+    .option('json', { type: 'string', describe: 'Write the measurements here' });
+}
+
+export async function benchTrainHandler(argv: BenchTrainArgs): Promise<void> {
+  await prepareBackend(argv);
+  const model = loadModel(argv.model);
+  try {
+    const r = benchTrain(model, { batch: argv.batch, seqLen: argv['seq-len'], steps: argv.steps, r: argv.r });
+    if (argv.json) writeJson(argv.json, r);
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** `persona bench-train`: training tokens/s, ms/step, peak RSS (JSON). */
+export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
+  command: 'bench-train',
+  describe: 'Measure training speed: ms per optimizer step, tokens/s, peak RSS (LoRA or full)',
+  builder: (y) => benchTrainOptions(y) as never,
+  handler: benchTrainHandler,
+};

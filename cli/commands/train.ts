@@ -1,0 +1,24 @@
+import type { CommandModule } from 'yargs';
+import { readTrainConfig } from '../../lib/train/config';
+import { runTraining } from '../../lib/train/trainer';
+import { prepareBackend } from '../common';
+
+interface Args { config: string; resume: boolean; progress: boolean; backend?: string }
+
+export const trainCommand: CommandModule<object, Args> = {
+  command: 'train <config>',
+  describe: 'Finetune (LoRA or full) from a JSON/YAML training config with the paper\'s fields; resumes from the newest checkpoint in output_dir',
+  builder: (y) =>
+    y
+      .positional('config', { type: 'string', demandOption: true, describe: 'Training config (.json, .yaml, .yml)' })
+      .option('resume', { type: 'boolean', default: true, describe: 'Resume from the newest checkpoint in output_dir (--no-resume starts over)' })
+      .option('progress', { type: 'boolean', default: true, describe: 'Progress bar on stderr' }) as never,
+  handler: async (argv) => {
+    const { config, ignored } = readTrainConfig(argv.config);
+    await prepareBackend(argv);
+    const log = (m: string) => process.stderr.write(`persona train: ${m}\n`);
+    if (ignored.length) log(`ignored (Python-stack only): ${ignored.join(', ')}`);
+    const r = runTraining(config, { progress: argv.progress && process.stderr.isTTY, resume: argv.resume, log });
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  },
+};
