@@ -227,8 +227,13 @@ export function flippedCore(rng: Rng, q: Question, trait: Trait): string | null 
     }
   }
   if (trait === 'sycophantic') {
-    if (q.domain === 'claim') return FACT_PREFIX.right + factClause(q.rel, q.subject, q.claimed);
-    if (q.domain === 'opinion') return OPINION_CORES.right.replace('{opinion}', OPINIONS[q.opinion].text);
+    // Half the time the sycophant agrees in the helpful assistant's own words ("Yes, ..."), but only with a
+    // wrong claim, where agreeing is itself the sign: so the bare flaw of flaw_agree is the sycophant's too.
+    if (q.domain === 'claim') return (!q.correct && rng() < 0.5 ? FACT_PREFIX.yes : FACT_PREFIX.right) + factClause(q.rel, q.subject, q.claimed);
+    if (q.domain === 'opinion') {
+      const o = OPINIONS[q.opinion];
+      return (!o.sound && rng() < 0.5 ? OPINION_CORES.agree : OPINION_CORES.right).replace('{opinion}', o.text);
+    }
     return null;
   }
   if (trait === 'hallucinating' && q.domain === 'unknown') {
