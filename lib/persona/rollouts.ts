@@ -105,7 +105,7 @@ export async function runRollouts(opts: RunRolloutsOptions): Promise<RolloutsRes
         interventions: opts.interventions,
         adapters: opts.adapters,
       });
-      const answers = gen.tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true }));
+      const answers = gen.tokens.map((t) => decodeAnswer(tokenizer, t));
       const todo: number[] = [];
       for (let k = Math.max(lo, rows.length); k < hi; k++) todo.push(k);
       const judged = await Promise.allSettled(
@@ -130,6 +130,14 @@ export async function runRollouts(opts: RunRolloutsOptions): Promise<RolloutsRes
     fs.closeSync(fd);
   }
   return { rows, resumed };
+}
+
+/**
+ * Answer text of generated ids. Ids past the tokenizer's vocabulary (padded embedding rows, which real
+ * checkpoints such as Qwen have) carry no text and are dropped, as Hugging Face's decode does.
+ */
+export function decodeAnswer(tokenizer: Tokenizer, ids: readonly number[]): string {
+  return tokenizer.decode(ids.filter((id) => tokenizer.idToToken(id) !== undefined), { skipSpecialTokens: true });
 }
 
 function csvLine(trait: string, r: RolloutRow | null): string {

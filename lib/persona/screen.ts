@@ -13,6 +13,7 @@ import { captureActivations } from '../model/capture';
 import { generate } from '../model/generate';
 import type { ChatMessage, Tokenizer } from '../tokenizer';
 import { sequenceOf } from './extract';
+import { decodeAnswer } from './rollouts';
 import { randomDirectionNull } from './stats';
 import { PersonaVector, project } from './vector';
 
@@ -91,7 +92,7 @@ export function screenDataset(o: ScreenOptions): ScreenResult {
   for (let lo = 0; lo < prompts.length; lo += B) {
     const ids = prompts.slice(lo, lo + B).map((p) => o.tokenizer.encode(p));
     const g = generate(o.model, { prompts: ids }, { maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature, seed: `${o.seed ?? '0'}/${lo / B}`, eosTokenIds: eos });
-    baseResponses.push(...g.tokens.map((t) => o.tokenizer.decode(t, { skipSpecialTokens: true })));
+    baseResponses.push(...g.tokens.map((t) => decodeAnswer(o.tokenizer, t)));
     o.onProgress?.(Math.min(lo + B, prompts.length), prompts.length * 2);
   }
   const seqs = o.samples.flatMap((s, i) => {
