@@ -24,6 +24,15 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { PersonaError } from '../errors';
 import { installWasmFixes } from './wasm-fixes';
 
+// Importing tfjs-backend-wasm registers 'wasm' above 'cpu', so code that never calls useBackend would
+// silently get wasm *without* the kernel fixes below. Re-register it below cpu: wasm is chosen only
+// through useBackend, which installs the fixes.
+const wasmFactory = tf.findBackendFactory('wasm');
+if (wasmFactory && tf.engine().backendName !== 'wasm') {
+  tf.removeBackend('wasm');
+  tf.registerBackend('wasm', wasmFactory, 0);
+}
+
 export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export { installWasmFixes } from './wasm-fixes';
 
