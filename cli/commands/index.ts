@@ -9,6 +9,13 @@ import { trainStepCommand } from './train-step';
 import { mergeCommand } from './merge';
 import { benchTrainCommand } from './bench-train';
 
+import { extractCommand } from './extract';
+import { evalCommand } from './eval';
+import { monitorCommand } from './monitor';
+import { shiftCommand } from './shift';
+import { screenCommand } from './screen';
+import { vectorCommand } from './vector';
+import { traitCommand } from './trait';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   generateCommand,
@@ -19,4 +26,11 @@ export const commands: CommandModule<any, any>[] = [
   trainStepCommand,
   mergeCommand,
   benchTrainCommand,
+  extractCommand,
+  evalCommand,
+  monitorCommand,
+  shiftCommand,
+  screenCommand,
+  vectorCommand,
+  traitCommand,
 ];

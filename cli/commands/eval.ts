@@ -1,0 +1,65 @@
+import * as path from 'path';
+import type { CommandModule } from 'yargs';
+import { PersonaError } from '../../lib/errors';
+import type { Positions } from '../../lib/model/interventions';
+import { artifactPath, readArtifacts } from '../../lib/persona/artifacts';
+import { SteeringSetting, evaluateSteering, steeringSettings } from '../../lib/persona/evaluate';
+import { Tokenizer } from '../../lib/tokenizer';
+import { layerVector, loadModel, prepareBackend, writeJson } from '../common';
+import { JudgeArgs, judgeOptions, judgesFrom, printTable, stagedProgress } from './extract';
+
+interface Args extends JudgeArgs {
+  model: string; trait: string; artifacts: string; out: string; vector?: string; layer?: number; coefs: string; positions: string; samples: number;
+  'max-new-tokens': number; temperature: number; seed: string; 'batch-size': number; system?: string; backend?: string;
+}
+
+export const evalCommand: CommandModule<object, Args> = {
+  command: 'eval',
+  describe: 'Steering evaluation: eval questions × samples per coefficient, judged; mean ± stderr of trait and coherence',
+  builder: (y) =>
+    judgeOptions(
+      y
+        .option('model', { type: 'string', demandOption: true })
+        .option('trait', { type: 'string', demandOption: true })
+        .option('artifacts', { type: 'string', demandOption: true, describe: 'Directory with trait_data_eval/<trait>.json, or the JSON file' })
+        .option('out', { type: 'string', demandOption: true })
+        .option('vector', { type: 'string', describe: 'Persona vector file (omit for an unsteered evaluation)' })
+        .option('layer', { type: 'number' })
+        .option('coefs', { type: 'string', default: '0', describe: 'Comma-separated steering coefficients (0 = unsteered)' })
+        .option('positions', { type: 'string', choices: ['all', 'prompt', 'response'], default: 'response' })
+        .option('samples', { type: 'number', default: 10 })
+        .option('system', { type: 'string', describe: 'System prompt for every rollout' })
+        .option('max-new-tokens', { type: 'number', default: 1000 })
+        .option('temperature', { type: 'number', default: 1 })
+        .option('seed', { type: 'string', default: '0' })
+        .option('batch-size', { type: 'number', default: 8 }),
+    ) as never,
+  handler: async (argv) => {
+    await prepareBackend(argv);
+    const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'eval');
+    const artifacts = readArtifacts(file);
+    const coefs = argv.coefs.split(',').map((s) => Number(s.trim()));
+    if (coefs.some((c) => !Number.isFinite(c))) throw new PersonaError(`--coefs must be numbers separated by commas, got '${argv.coefs}'`, { field: 'coefs' });
+    const model = loadModel(argv.model);
+    const { judges, dispose } = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+    const bar = stagedProgress();
+    try {
+      let settings: SteeringSetting[];
+      if (argv.vector === undefined) {
+        if (coefs.some((c) => c !== 0)) throw new PersonaError('--coefs other than 0 need --vector', { field: 'vector' });
+        settings = [{ label: 'unsteered', interventions: [] }];
+      } else {
+        if (argv.layer === undefined) throw new PersonaError('--layer is required with --vector', { field: 'layer' });
+        settings = steeringSettings(layerVector(argv.vector, argv.layer, model), argv.layer, coefs, argv.positions as Positions, model.config.numLayers);
+      }
+      const res = await evaluateSteering({ model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, settings, outDir: argv.out, samples: argv.samples, system: argv.system, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: bar.on });
+      bar.stop();
+      writeJson(path.join(argv.out, `${argv.trait}_eval_summary.json`), res);
+      printTable([['setting', 'n', argv.trait, '±se', 'coherence', '±se'], ...res.map((s) => [s.label, s.rows, s.traitMean, s.traitStderr, s.coherenceMean, s.coherenceStderr])]);
+    } finally {
+      bar.stop();
+      dispose();
+      model.dispose();
+    }
+  },
+};

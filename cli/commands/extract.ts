@@ -1,0 +1,113 @@
+import * as path from 'path';
+import type { Argv, CommandModule } from 'yargs';
+import { PersonaError } from '../../lib/errors';
+import { JudgeCache } from '../../lib/judge/cache';
+import { COHERENCE_PROMPT_NAME, DEFAULT_COHERENCE_PROMPT, Judge, loadJudgePrompts, selectJudgePrompt } from '../../lib/judge/judge';
+import { createLocalJudge } from '../../lib/judge/local';
+import { createOpenAIJudge } from '../../lib/judge/openai-logprob';
+import type { Model } from '../../lib/model/checkpoint';
+import { readArtifacts, artifactPath } from '../../lib/persona/artifacts';
+import { extractPersonaVector } from '../../lib/persona/extract';
+import type { RolloutJudges } from '../../lib/persona/rollouts';
+import { Progress, startProgress } from '../../lib/progress';
+import { Tokenizer } from '../../lib/tokenizer';
+import { loadModel, prepareBackend, writeJson } from '../common';
+
+/** Flags choosing the judge: an OpenAI-compatible model (paper) or a local checkpoint. */
+export function judgeOptions<T>(y: Argv<T>) {
+  return y
+    .option('judge-model', { type: 'string', describe: 'OpenAI-compatible judge model (e.g. gpt-4.1-mini-2025-04-14)' })
+    .option('judge-base-url', { type: 'string', describe: 'Judge API base URL incl. /v1 (default $OPENAI_BASE_URL or OpenAI)' })
+    .option('judge-local', { type: 'string', describe: 'Checkpoint directory of a local judge model (instead of an API)' })
+    .option('judge-concurrency', { type: 'number', default: 8 })
+    .option('judge-prompts', { type: 'string', describe: "judge_prompts.json with the coherence prompt ('coherence_0_100'); default: the project's own" })
+    .option('judge-cache', { type: 'string', describe: 'Judge cache JSONL (default <out>/judge-cache.jsonl)' });
+}
+
+export interface JudgeArgs {
+  'judge-model'?: string; 'judge-base-url'?: string; 'judge-local'?: string; 'judge-concurrency': number; 'judge-prompts'?: string; 'judge-cache'?: string;
+}
+
+/** Trait + coherence judges from the flags; returns a dispose function for a local judge model. */
+export function judgesFrom(argv: JudgeArgs, traitPrompt: string, outDir: string): { judges: RolloutJudges; dispose: () => void } {
+  const cache = new JudgeCache(argv['judge-cache'] ?? path.join(outDir, 'judge-cache.jsonl'));
+  const coherence = argv['judge-prompts'] ? selectJudgePrompt(loadJudgePrompts(argv['judge-prompts']), COHERENCE_PROMPT_NAME, argv['judge-prompts']) : DEFAULT_COHERENCE_PROMPT;
+  if (argv['judge-local']) {
+    const m: Model = loadModel(argv['judge-local']);
+    const t = Tokenizer.load(argv['judge-local']);
+    const mk = (template: string, name: string): Judge => createLocalJudge(m, t, { template, cache, name });
+    return { judges: { trait: mk(traitPrompt, 'trait'), coherence: mk(coherence, 'coherence') }, dispose: () => m.dispose() };
+  }
+  if (!argv['judge-model']) throw new PersonaError('give --judge-model NAME (OpenAI-compatible API) or --judge-local DIR', { field: 'judge-model' });
+  const client = { model: argv['judge-model'], baseURL: argv['judge-base-url'], concurrency: argv['judge-concurrency'] };
+  return { judges: { trait: createOpenAIJudge({ client, template: traitPrompt, cache, name: 'trait' }), coherence: createOpenAIJudge({ client, template: coherence, cache, name: 'coherence' }) }, dispose: () => undefined };
+}
+
+/** One progress bar per stage label. */
+export function stagedProgress(): { on: (stage: string, done: number, total: number) => void; stop: () => void } {
+  let cur: { stage: string; bar: Progress } | null = null;
+  return {
+    on: (stage, done, total) => {
+      if (!cur || cur.stage !== stage) {
+        cur?.bar.stop();
+        cur = { stage, bar: startProgress(stage, total, { start: done }) };
+      }
+      cur.bar.update(done);
+    },
+    stop: () => cur?.bar.stop(),
+  };
+}
+
+/** Fixed-width rows for the end-of-command summary. */
+export function printTable(rows: (string | number)[][]): void {
+  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(3)) : c)));
+  const w = cells[0].map((_, j) => Math.max(...cells.map((r) => (r[j] ?? '').length)));
+  for (const r of cells) process.stdout.write(`${r.map((c, j) => c.padEnd(w[j])).join('  ').trimEnd()}\n`);
+}
+
+interface Args extends JudgeArgs {
+  model: string; trait: string; artifacts: string; out: string; samples: number; antonym: string; threshold: number;
+  'max-new-tokens': number; temperature: number; seed: string; 'batch-size': number; backend?: string;
+}
+
+export const extractCommand: CommandModule<object, Args> = {
+  command: 'extract',
+  describe: 'Extract a persona vector: judged pos/neg rollouts, paired filter, mean differences per layer',
+  builder: (y) =>
+    judgeOptions(
+      y
+        .option('model', { type: 'string', demandOption: true, describe: 'Checkpoint directory (with tokenizer files)' })
+        .option('trait', { type: 'string', demandOption: true })
+        .option('artifacts', { type: 'string', demandOption: true, describe: 'Directory with trait_data_extract/<trait>.json, or the JSON file itself' })
+        .option('out', { type: 'string', demandOption: true, describe: 'Results folder (rollout CSVs, vectors, judge cache)' })
+        .option('samples', { type: 'number', default: 10, describe: 'Samples per (instruction × question)' })
+        .option('antonym', { type: 'string', default: 'helpful', describe: 'Assistant name in negative prompts' })
+        .option('threshold', { type: 'number', default: 50 })
+        .option('max-new-tokens', { type: 'number', default: 1000 })
+        .option('temperature', { type: 'number', default: 1 })
+        .option('seed', { type: 'string', default: '0' })
+        .option('batch-size', { type: 'number', default: 8 }),
+    ) as never,
+  handler: async (argv) => {
+    await prepareBackend(argv);
+    const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'extract');
+    const artifacts = readArtifacts(file);
+    const model = loadModel(argv.model);
+    const { judges, dispose } = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+    const bar = stagedProgress();
+    try {
+      const r = await extractPersonaVector({
+        model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, outDir: argv.out, samples: argv.samples, antonym: argv.antonym,
+        threshold: argv.threshold, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],
+        modelName: path.basename(path.resolve(argv.model)), onProgress: bar.on,
+      });
+      bar.stop();
+      writeJson(path.join(argv.out, `${argv.trait}_extract_summary.json`), { kept: r.kept, total: r.total, emptyAnswers: r.emptyAnswers, files: r.files });
+      printTable([['method', 'file', 'kept/total', `norm@L${Math.floor(model.config.numLayers / 2)}`], ...Object.entries(r.vectors).map(([m, v]) => [m, r.files.vectors[m as keyof typeof r.files.vectors], `${r.kept}/${r.total}`, v.norm(Math.floor(model.config.numLayers / 2))])]);
+    } finally {
+      bar.stop();
+      dispose();
+      model.dispose();
+    }
+  },
+};
