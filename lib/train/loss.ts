@@ -30,7 +30,8 @@ export function lossTargets(labels: number[][], vocabSize: number): { rows: numb
 
 /**
  * Sum of −log p(label) over the loss tokens of logits [B, T, V]; count = number of loss tokens.
- * Only the rows that carry a loss go through log-softmax (saves memory on big vocabularies).
+ * The targets are picked with a constant one-hot weight matrix rather than tf.gather: gather's gradient
+ * is UnsortedSegmentSum, which costs O(segments × size) on the cpu backend (minutes for a real vocabulary).
  */
 export function causalLmLossSum(logits: tf.Tensor3D, labels: number[][]): { sum: tf.Scalar; count: number } {
   const [B, T, V] = logits.shape;
@@ -39,10 +40,10 @@ export function causalLmLossSum(logits: tf.Tensor3D, labels: number[][]): { sum:
   const { rows, targets } = lossTargets(labels, V);
   if (rows.length === 0) return { sum: tf.scalar(0), count: 0 };
   const sum = tf.tidy(() => {
-    const picked = tf.gather(logits.reshape([B * T, V]), tf.tensor1d(rows, 'int32')); // [n, V]
-    const logp = tf.logSoftmax(picked).reshape([rows.length * V]);
-    const flatIdx = tf.tensor1d(targets.map((y, i) => i * V + y), 'int32');
-    return tf.neg(tf.sum(tf.gather(logp, flatIdx))) as tf.Scalar;
+    const pick = new Float32Array(B * T * V);
+    rows.forEach((r, i) => (pick[r * V + targets[i]] = 1));
+    const logp = tf.logSoftmax(logits.reshape([B * T, V])); // [B·T, V]
+    return tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(pick, [B * T, V])))) as tf.Scalar;
   });
   return { sum, count: rows.length };
 }
