@@ -8,6 +8,9 @@ import { trainCommand } from './train';
 import { trainStepCommand } from './train-step';
 import { mergeCommand } from './merge';
 import { benchTrainCommand } from './bench-train';
+import { runCommand } from './run';
+import { planCommand } from './plan';
+import { collectCommand } from './collect';
 
 import { extractCommand } from './extract';
 import { evalCommand } from './eval';
@@ -33,4 +36,7 @@ export const commands: CommandModule<any, any>[] = [
   screenCommand,
   vectorCommand,
   traitCommand,
+  runCommand,
+  planCommand,
+  collectCommand,
 ];
