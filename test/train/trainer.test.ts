@@ -136,7 +136,9 @@ describe('bad input: one clear error each', () => {
 describe('training', () => {
   test('a small model\'s loss falls (LoRA, rsLoRA); log has every step; adapter saved; eval loss reported', () => {
     const c = base({ max_steps: 12, learning_rate: 3e-2, lr_scheduler_type: 'constant', held_out_fraction: 0.2 });
-    const r = runTraining(c);
+    const live: number[] = [];
+    const r = runTraining(c, { onStep: () => live.push(tf.memory().numTensors) });
+    expect(new Set(live.slice(1)).size).toBe(1); // no tensor leaks from step to step
     expect(r.steps).toBe(12);
     expect(r.heldOut).toBe(1);
     expect(Number.isFinite(r.evalLoss)).toBe(true);
