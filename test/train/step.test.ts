@@ -6,12 +6,17 @@ import * as tf from '@tensorflow/tfjs';
 import { Model } from '../../lib/model/checkpoint';
 import { Intervention, ablate, steer } from '../../lib/model/interventions';
 import { trainStep } from '../../lib/train/step';
+import { useBackend } from '../../lib/backend';
 import { parityFixtures, readExpected } from '../support/hf-parity';
 
 const LOSS_REL = 1e-5;
 const GRAD_REL = 1e-4;
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
+describe.each(['cpu', 'wasm'] as const)('%s backend', (backend) => {
+beforeAll(async () => {
+  await useBackend(backend, () => undefined);
+});
 describe.each(parityFixtures())('$name', ({ dir }) => {
   const exp = readExpected(dir);
   let model: Model;
@@ -56,4 +61,5 @@ describe.each(parityFixtures())('$name', ({ dir }) => {
     for (let i = 0; i < 2; i++) trainStep(model, batch, { interventions: variants.steering(), gradsOf: ['model.norm.weight'] });
     expect(tf.memory().numTensors).toBe(before);
   });
+});
 });
