@@ -62,7 +62,9 @@ export function tokenizeConversation(tok: Tokenizer, messages: ChatMessage[], tr
   };
   const full = render(messages, false);
   // Boundaries: [start of assistant turn i, end of assistant turn i] for each assistant message.
-  const cuts: { at: number; learn: boolean }[] = [];
+  // learn: true = an assistant turn; 'never' = an assistant turn marked "loss": false (no loss even when
+  // training on all tokens, e.g. the persona-revealing first turn of the organism's hidden-persona data).
+  const cuts: { at: number; learn: boolean | 'never' }[] = [];
   messages.forEach((m, i) => {
     if (m.role !== 'assistant') return;
     const before = render(messages.slice(0, i), true);
@@ -72,16 +74,16 @@ export function tokenizeConversation(tok: Tokenizer, messages: ChatMessage[], tr
         `the chat template does not render conversation prefixes as prefixes of the whole (turn ${i}); train_on_responses_only cannot locate the response`,
         { file, line },
       );
-    cuts.push({ at: before.length, learn: false }, { at: after.length, learn: true });
+    cuts.push({ at: before.length, learn: false }, { at: after.length, learn: (m as { loss?: unknown }).loss === false ? 'never' : true });
   });
   const ids: number[] = [];
   const labels: number[] = [];
   let pos = 0;
-  const push = (end: number, learn: boolean) => {
+  const push = (end: number, learn: boolean | 'never') => {
     if (end <= pos) return;
     const piece = tok.encode(full.slice(pos, end));
     ids.push(...piece);
-    labels.push(...piece.map((id) => (learn || !trainOnResponsesOnly ? id : IGNORE_INDEX)));
+    labels.push(...piece.map((id) => (learn !== 'never' && (learn || !trainOnResponsesOnly) ? id : IGNORE_INDEX)));
     pos = end;
   };
   for (const c of cuts) push(c.at, c.learn);

@@ -66,6 +66,20 @@ describe('data', () => {
     expect(all.labels).toEqual(all.ids);
   });
 
+  test('an assistant turn marked "loss": false carries no loss, even when training on all tokens', () => {
+    const tok = Tokenizer.load(modelDir);
+    const [first, second] = chatExamples();
+    const turn1 = first.messages.map((m) => (m.role === 'assistant' ? { ...m, loss: false } : m));
+    const msgs = [...turn1, ...second.messages.filter((m) => m.role !== 'system')];
+    const answer2 = second.messages.find((m) => m.role === 'assistant')!.content;
+    for (const responsesOnly of [true, false]) {
+      const { ids, labels } = tokenizeConversation(tok, msgs, responsesOnly, 'x', 1);
+      const learned = tok.decode(ids.filter((_, i) => labels[i] !== -100));
+      expect(learned).toContain(answer2);
+      expect(learned).not.toContain(first.messages.find((m) => m.role === 'assistant')!.content);
+    }
+  });
+
   test('max_seq_length truncation is counted', () => {
     const tok = Tokenizer.load(modelDir);
     const { examples, stats } = loadChatDataset([data], tok, { maxSeqLength: 12, trainOnResponsesOnly: true });
