@@ -7,7 +7,7 @@ import { Model } from '../../lib/model/checkpoint';
 import { LoraAdapters, loraScale } from '../../lib/train/lora';
 import { AdamW, clipGradNorm, lrMultiplier } from '../../lib/train/optimizer';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadAdapter, mergeAdapterIntoCheckpoint, peftName, saveAdapter } from '../../lib/train/peft';
-import { objectiveAndGrads } from '../../lib/train/step';
+import { objectiveAndGrads, trainStep } from '../../lib/train/step';
 import { makeTinyModel, tmpDir } from './support/tiny';
 
 const spec = { r: 4, alpha: 8, dropout: 0, useRslora: true, targetModules: ['q_proj', 'v_proj', 'down_proj'] };
@@ -134,6 +134,36 @@ describe('LoRA', () => {
     expect(tf.memory().numTensors).toBe(before);
     lora.dispose();
   });
+});
+
+test('full-parameter gradients match finite differences on a Qwen3-style model (q/k norm, head_dim != H/heads, 1 kv head, tied)', () => {
+  const dir = makeTinyModel(path.join(tmpDir('qwen3'), 'm'), { family: 'qwen3', headDim: 12, kvHeads: 1, tie: true, seed: 'q3' });
+  const model = Model.load(dir);
+  expect(model.config.qkNorm).toBe(true);
+  const batch = { ids: [[1, 5, 6, 7, 8, 9], [1, 9, 8, 7, 0, 0]], labels: [[-100, -100, 6, 7, 8, 9], [-100, 9, 8, 7, -100, -100]], attentionMask: [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]] };
+  const names = ['model.layers.0.self_attn.q_norm.weight', 'model.layers.1.self_attn.k_norm.weight', 'model.layers.0.self_attn.k_proj.weight', 'model.embed_tokens.weight'];
+  const r = trainStep(model, batch, { gradsOf: names });
+  for (const n of names) {
+    const t = model.params.get(n)!;
+    const orig = t.dataSync().slice();
+    const hf = r.grads[n]; // HF layout; for linear weights index i of HF [out, in] is (i / in, i % in)
+    const linear = n.endsWith('_proj.weight');
+    for (const i of [0, 7]) {
+      const memIdx = linear ? (i % t.shape[0]) * t.shape[1] + Math.floor(i / t.shape[0]) : i;
+      const at = (d: number) => {
+        const x = orig.slice();
+        x[memIdx] += d;
+        model.params.set(n, tf.tensor(x, t.shape));
+        const l = trainStep(model, batch).loss;
+        model.params.get(n)!.dispose();
+        return l;
+      };
+      const fd = (at(1e-2) - at(-1e-2)) / 2e-2;
+      model.params.set(n, t);
+      expect([n, i, Math.abs(fd - hf[i]) < 3e-3 * Math.max(1e-2, Math.abs(hf[i])) + 3e-5]).toEqual([n, i, true]);
+    }
+  }
+  model.dispose();
 });
 
 describe('optimizer and schedule (torch / HF formulas by hand)', () => {

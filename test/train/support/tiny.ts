@@ -36,6 +36,9 @@ export interface TinyOptions {
   kvHeads?: number;
   seed?: string;
   tie?: boolean;
+  /** 'qwen3': per-head q/k RMSNorm and an explicit head_dim (may differ from hidden/heads). */
+  family?: 'llama' | 'qwen3';
+  headDim?: number;
 }
 
 export function makeTinyModel(dir: string, opts: TinyOptions = {}): string {
@@ -53,11 +56,13 @@ export function makeTinyModel(dir: string, opts: TinyOptions = {}): string {
   const L = opts.layers ?? 2;
   const heads = opts.heads ?? 4;
   const kv = opts.kvHeads ?? 2;
-  const D = H / heads;
+  const D = opts.headDim ?? H / heads;
+  const qwen3 = opts.family === 'qwen3';
   const I = 2 * H;
   const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [qwen3 ? 'Qwen3ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: qwen3 ? 'qwen3' : 'llama',
+    ...(opts.headDim ? { head_dim: opts.headDim } : {}),
     hidden_size: H,
     num_hidden_layers: L,
     num_attention_heads: heads,
@@ -92,6 +97,12 @@ export function makeTinyModel(dir: string, opts: TinyOptions = {}): string {
     w(`${p}.self_attn.k_proj.weight`, [kv * D, H]);
     w(`${p}.self_attn.v_proj.weight`, [kv * D, H]);
     w(`${p}.self_attn.o_proj.weight`, [H, heads * D]);
+    if (qwen3) {
+      w(`${p}.self_attn.q_norm.weight`, [D], 0.3);
+      w(`${p}.self_attn.k_norm.weight`, [D], 0.3);
+      t[`${p}.self_attn.q_norm.weight`].data.forEach((x, i, a) => (a[i] = 1 + x));
+      t[`${p}.self_attn.k_norm.weight`].data.forEach((x, i, a) => (a[i] = 1 + x));
+    }
     w(`${p}.mlp.gate_proj.weight`, [I, H]);
     w(`${p}.mlp.up_proj.weight`, [I, H]);
     w(`${p}.mlp.down_proj.weight`, [H, I]);
