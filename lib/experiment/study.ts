@@ -1,0 +1,168 @@
+/**
+ * The study registry: a study says what one cell's settings are (a zod schema), how to check a config
+ * against the world (model size, dataset files), which cells a config means, how to compute one cell and
+ * how to summarize all cells into a summary JSON and figures. The runner knows nothing else about it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { PersonaError } from '../errors';
+import type { Cache } from './cache';
+import type { FigureSpec } from '../plot';
+import { ExperimentFile, KeyPath, LoadedConfigTree, configError } from './config';
+
+/** Settings of one cell, after the study schema applied its defaults. */
+export type CellSettings = Record<string, unknown>;
+
+export interface ExperimentConfig<P extends CellSettings = CellSettings> extends Omit<ExperimentFile, 'params' | 'sweep'> {
+  /** Absolute path of the config file. */
+  file: string;
+  /** Directory of the config file: study input paths are relative to it. */
+  dir: string;
+  params: Record<string, unknown>;
+  sweep: Record<string, unknown[]>;
+  /** Swept field names, in config order. */
+  axes: string[];
+  /** Resolved settings of every cell of the cartesian product (params ∪ one value per axis, schema defaults applied). */
+  product: P[];
+  /** Absolute <output_dir>/<experiment>. */
+  runDir: string;
+  /** Absolute cache root. */
+  cacheDir: string;
+}
+
+export interface ValidateContext {
+  file: string;
+  /** Throws a PersonaError at `keyPath` (e.g. ['sweep', 'layer', 2]) with the file and line. */
+  fail(keyPath: KeyPath, message: string): never;
+  /** Where field `name` is set: ['sweep', name] if swept, else ['params', name]. */
+  keyOf(name: string): KeyPath;
+  /** The values a field takes over the sweep, each with the key path that sets it. */
+  valuesOf(name: string): { value: unknown; keyPath: KeyPath }[];
+  /** `p` resolved against the config's directory. */
+  resolvePath(p: string): string;
+  /** Resolves field `name` (a path) for every value it takes; fails naming the key when a file is missing. */
+  requireFiles(name: string, what?: string): void;
+}
+
+export interface CellContext {
+  id: string;
+  /** Absolute directory of this cell; files a cell writes go here (atomically). */
+  dir: string;
+  config: ExperimentConfig;
+  cache: Cache;
+  /** A value shared by every cell run in this process (e.g. a loaded model), created once, disposed at the end. */
+  shared<T>(key: string, create: () => T, dispose?: (v: T) => void): T;
+  resolvePath(p: string): string;
+  log(message: string): void;
+}
+
+export interface CellResult<P extends CellSettings = CellSettings, R = Record<string, unknown>> {
+  id: string;
+  settings: P;
+  result: R;
+}
+
+export interface SummaryContext {
+  config: ExperimentConfig;
+  runDir: string;
+  cache: Cache;
+}
+
+export interface StudySummary {
+  summary: Record<string, unknown>;
+  figures?: FigureSpec[];
+}
+
+export interface Study<P extends CellSettings = any, R extends Record<string, unknown> = any> {
+  description: string;
+  /** One cell's settings (use .strict() so that unknown keys are refused; .describe() and .default() feed configs/README.md). */
+  schema: z.ZodObject;
+  validate?(config: ExperimentConfig<P>, ctx: ValidateContext): void;
+  /** The cells to run; default: the cartesian product. */
+  cells?(config: ExperimentConfig<P>): P[];
+  runCell(cell: P, ctx: CellContext): R | Promise<R>;
+  summarize?(results: CellResult<P, R>[], ctx: SummaryContext): StudySummary | Promise<StudySummary>;
+}
+
+const registry = new Map<string, Study>();
+
+export function registerStudy<P extends CellSettings, R extends Record<string, unknown>>(name: string, study: Study<P, R>): void {
+  if (!/^[a-z0-9][a-z0-9/_.-]*$/.test(name)) throw new PersonaError(`study name '${name}' must be lower-case letters, digits, '/', '_', '.' or '-'`);
+  if (registry.has(name) && registry.get(name) !== study) throw new PersonaError(`a study named '${name}' is already registered`);
+  registry.set(name, study as Study);
+}
+
+export function getStudy(name: string): Study | undefined {
+  return registry.get(name);
+}
+
+export function studyNames(): string[] {
+  return [...registry.keys()].sort();
+}
+
+/** Removes a study (tests register throwaway studies). */
+export function unregisterStudy(name: string): void {
+  registry.delete(name);
+}
+
+/** The cartesian product of the sweep axes over params, validated by the study schema. */
+export function expandProduct(tree: LoadedConfigTree, file: ExperimentFile, study: Study): { axes: string[]; product: CellSettings[] } {
+  const shape = study.schema.shape as Record<string, unknown>;
+  const axes = Object.keys(file.sweep);
+  for (const a of axes) {
+    if (!(a in shape)) throw configError(tree, ['sweep', a], `unknown key '${a}': study '${file.study}' has no such field (fields: ${Object.keys(shape).join(', ')})`);
+    if (file.sweep[a].length === 0) throw configError(tree, ['sweep', a], 'empty sweep axis: give at least one value');
+  }
+  const product: CellSettings[] = [];
+  const idx = axes.map(() => 0);
+  const total = axes.reduce((n, a) => n * file.sweep[a].length, 1);
+  for (let c = 0; c < total; c++) {
+    const raw: Record<string, unknown> = { ...file.params };
+    axes.forEach((a, i) => (raw[a] = file.sweep[a][idx[i]]));
+    const r = study.schema.safeParse(raw);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      const where = (p: KeyPath): KeyPath => {
+        const ai = axes.indexOf(String(p[0]));
+        return ai >= 0 ? ['sweep', p[0], idx[ai], ...p.slice(1)] : ['params', ...p];
+      };
+      const keyPath = issue.code === 'unrecognized_keys' ? where([issue.keys[0]]) : where(issue.path as KeyPath);
+      const msg = issue.code === 'unrecognized_keys' ? `unknown key '${issue.keys[0]}': study '${file.study}' has no such field` : issue.message;
+      throw configError(tree, keyPath, msg);
+    }
+    product.push(r.data as CellSettings);
+    // Odometer: the last axis varies fastest, as in nested loops written in config order.
+    for (let i = axes.length - 1; i >= 0; i--) {
+      if (++idx[i] < file.sweep[axes[i]].length) break;
+      idx[i] = 0;
+    }
+  }
+  return { axes, product };
+}
+
+export function validateContext(tree: LoadedConfigTree, config: ExperimentConfig): ValidateContext {
+  const fail = (keyPath: KeyPath, message: string): never => {
+    throw configError(tree, keyPath, message);
+  };
+  const keyOf = (name: string): KeyPath => (name in config.sweep ? ['sweep', name] : ['params', name]);
+  const valuesOf = (name: string) =>
+    name in config.sweep
+      ? config.sweep[name].map((value, i) => ({ value, keyPath: ['sweep', name, i] as KeyPath }))
+      : [{ value: config.product[0]?.[name] ?? config.params[name], keyPath: ['params', name] as KeyPath }];
+  const resolvePath = (p: string) => path.resolve(config.dir, p);
+  return {
+    file: config.file,
+    fail,
+    keyOf,
+    valuesOf,
+    resolvePath,
+    requireFiles(name, what = 'file') {
+      for (const { value, keyPath } of valuesOf(name)) {
+        if (value === undefined) continue;
+        if (typeof value !== 'string') fail(keyPath, `expected a path, got ${JSON.stringify(value)}`);
+        if (!fs.existsSync(resolvePath(value as string))) fail(keyPath, `${what} not found: ${value} (resolved to ${resolvePath(value as string)})`);
+      }
+    },
+  };
+}
