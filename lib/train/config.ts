@@ -53,6 +53,8 @@ export const trainConfigSchema = z
     epochs: positiveInt.default(1),
     max_steps: z.number().int().nullable().default(null),
     per_device_train_batch_size: positiveInt.default(2),
+    /** Hugging Face's group_by_length: micro-batches of similar lengths (less padding). */
+    group_by_length: z.boolean().default(false),
     gradient_accumulation_steps: positiveInt.default(8),
     warmup_steps: z.number().int().nonnegative().default(5),
     learning_rate: z.number().positive(),

@@ -126,6 +126,18 @@ export function shuffledOrder(n: number, seed: number, epoch: number): number[] 
   return order;
 }
 
+/**
+ * Hugging Face's group_by_length: the epoch's shuffled order cut into mega-batches of 50 micro-batches, each
+ * sorted by length (longest first), so a micro-batch holds sequences of similar length and little padding.
+ */
+export function lengthGroupedOrder(lengths: readonly number[], batchSize: number, seed: number, epoch: number): number[] {
+  const order = shuffledOrder(lengths.length, seed, epoch);
+  const mega = 50 * batchSize;
+  const out: number[] = [];
+  for (let i = 0; i < order.length; i += mega) out.push(...order.slice(i, i + mega).sort((a, b) => lengths[b] - lengths[a] || a - b));
+  return out;
+}
+
 /** Seeded held-out split: `fraction` of examples (at least 1 when fraction > 0) go to the eval set. */
 export function splitHeldOut<T>(items: T[], fraction: number, seed: number): { train: T[]; heldOut: T[] } {
   if (!(fraction >= 0 && fraction < 1)) throw new PersonaError(`held-out fraction must be in [0, 1), got ${fraction}`, { field: 'held_out_fraction' });

@@ -22,7 +22,7 @@ import { Params, forward } from '../model/transformer';
 import { Tokenizer } from '../tokenizer';
 import { TrainConfig } from './config';
 import { TrainerState, latestCheckpoint, loadCheckpoint, removeStaleTemps, saveCheckpoint } from './checkpoints';
-import { DatasetStats, Example, collate, loadChatDataset, shuffledOrder, splitHeldOut } from './data';
+import { DatasetStats, Example, collate, lengthGroupedOrder, loadChatDataset, shuffledOrder, splitHeldOut } from './data';
 import { projectionPenalty, trainingInterventions } from './interventions';
 import { causalLmLossSum } from './loss';
 import { LoraAdapters } from './lora';
@@ -68,14 +68,19 @@ export interface TrainResult {
 }
 
 /** The plan of micro-batches: which examples each optimizer step uses. */
-export function stepPlan(n: number, batchSize: number, accum: number, seed: number, epochs: number, maxSteps: number | null) {
+export function stepPlan(n: number, batchSize: number, accum: number, seed: number, epochs: number, maxSteps: number | null, lengths?: readonly number[]) {
   const microPerEpoch = Math.ceil(n / batchSize);
   const stepsPerEpoch = Math.ceil(microPerEpoch / accum);
   const totalSteps = maxSteps !== null && maxSteps > 0 ? maxSteps : epochs * stepsPerEpoch;
+  let cached: { epoch: number; order: number[] } | null = null;
+  const orderOf = (epoch: number) => {
+    if (cached?.epoch !== epoch) cached = { epoch, order: lengths ? lengthGroupedOrder(lengths, batchSize, seed, epoch) : shuffledOrder(n, seed, epoch) };
+    return cached.order;
+  };
   const micro = (step: number): { epoch: number; batches: number[][] } => {
     const epoch = Math.floor(step / stepsPerEpoch);
     const within = step % stepsPerEpoch;
-    const order = shuffledOrder(n, seed, epoch);
+    const order = orderOf(epoch);
     const batches: number[][] = [];
     for (let k = within * accum; k < Math.min((within + 1) * accum, microPerEpoch); k++) batches.push(order.slice(k * batchSize, (k + 1) * batchSize));
     return { epoch, batches };
@@ -134,7 +139,7 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
     resources.push(optimizer);
     const params: Params = config.is_peft ? model.params : trainable;
 
-    const plan = stepPlan(train.length, config.per_device_train_batch_size, config.gradient_accumulation_steps, config.seed, config.epochs, config.max_steps);
+    const plan = stepPlan(train.length, config.per_device_train_batch_size, config.gradient_accumulation_steps, config.seed, config.epochs, config.max_steps, config.group_by_length ? train.map((e) => e.ids.length) : undefined);
     const fingerprint = configFingerprint(config);
     const out = config.output_dir;
     fs.mkdirSync(out, { recursive: true });
