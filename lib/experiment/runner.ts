@@ -1,0 +1,262 @@
+/**
+ * Turning a config into a run: load + validate, expand the cells, run the cells of this shard that have
+ * no result yet (each result written atomically, result.json last, so a cell is finished iff its
+ * result.json exists), then collect: one results CSV, the study's summary JSON and figures.
+ *
+ *   <output_dir>/<experiment>/
+ *     plan.json                      resolved config + every cell id and settings (same for every shard)
+ *     cells/<id>/result.json         {id, settings, result}; other files a cell writes live beside it
+ *     results.csv, summary.json      written by collect (at the end of an unsharded run, or `persona collect`)
+ *     figures/<name>.{csv,vl.json,svg,png}
+ *     run.lock | run.shard-i-of-n.lock   while a run is going
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PersonaError } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
+import { startProgress } from '../progress';
+import { FigureSpec, Row, rowsToCsv, writeFigure } from '../plot';
+import { Cache, writeJsonAtomic } from './cache';
+import { Shard, cellId, shardOf } from './cells';
+import { LoadedConfigTree, configError, readExperimentFile } from './config';
+import { canonicalJson } from './hash';
+import { acquireLock } from './lock';
+import { CellContext, CellResult, CellSettings, ExperimentConfig, Study, expandProduct, getStudy, studyNames, validateContext } from './study';
+import './studies'; // registers the built-in studies
+
+export interface PlannedCell {
+  id: string;
+  settings: CellSettings;
+}
+
+export interface LoadedExperiment {
+  tree: LoadedConfigTree;
+  config: ExperimentConfig;
+  study: Study;
+  cells: PlannedCell[];
+}
+
+export interface LoadOptions {
+  /** Overrides output_dir (resolved against the working directory). */
+  outputDir?: string;
+  /** Overrides cache_dir. */
+  cacheDir?: string;
+}
+
+/** Reads, validates and expands a config; every error names the file, key and line. */
+export function loadExperiment(file: string, opts: LoadOptions = {}): LoadedExperiment {
+  const { tree, config: f } = readExperimentFile(file);
+  const study = getStudy(f.study);
+  if (!study) throw configError(tree, ['study'], `unknown study '${f.study}'; registered: ${studyNames().join(', ') || '(none)'}`);
+  const { axes, product } = expandProduct(tree, f, study);
+  const outputDir = path.resolve(opts.outputDir ?? f.output_dir);
+  const config: ExperimentConfig = {
+    ...f,
+    file: tree.file,
+    dir: path.dirname(tree.file),
+    axes,
+    product,
+    runDir: path.join(outputDir, f.experiment),
+    cacheDir: path.resolve(opts.cacheDir ?? f.cache_dir),
+  };
+  study.validate?.(config, validateContext(tree, config));
+  const settings = study.cells ? study.cells(config) : product;
+  const cells: PlannedCell[] = [];
+  const seen = new Set<string>();
+  for (const s of settings) {
+    const id = cellId(f.study, f.seed, s, axes);
+    if (seen.has(id)) continue; // two sweep points that resolve to the same settings are one cell
+    seen.add(id);
+    cells.push({ id, settings: s });
+  }
+  return { tree, config, study, cells };
+}
+
+export interface RunOptions {
+  shard?: Shard;
+  progress?: boolean;
+  log?: (message: string) => void;
+  /** Called after each computed cell (tests use it to kill the process mid-sweep). */
+  onCellDone?: (id: string, computedSoFar: number) => void;
+  /** Collect after the cells (default: only for an unsharded run). */
+  collect?: boolean;
+}
+
+export interface RunReport {
+  runDir: string;
+  cells: number;
+  inShard: number;
+  computed: number;
+  skipped: number;
+  collected?: CollectReport;
+}
+
+const RESULT = 'result.json';
+
+export function cellDir(config: ExperimentConfig, id: string): string {
+  return path.join(config.runDir, 'cells', id);
+}
+
+export function isCellDone(config: ExperimentConfig, id: string): boolean {
+  return fs.existsSync(path.join(cellDir(config, id), RESULT));
+}
+
+function lockName(shard?: Shard): string {
+  return shard && shard.count > 1 ? `run.shard-${shard.index}-of-${shard.count}.lock` : 'run.lock';
+}
+
+export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}): Promise<RunReport> {
+  const { config, study, cells } = exp;
+  const log = opts.log ?? (() => undefined);
+  const shard = opts.shard;
+  const mine = shard ? cells.filter((c) => shardOf(c.id, shard.count) === shard.index) : cells;
+  fs.mkdirSync(config.runDir, { recursive: true });
+  const what = `experiment '${config.experiment}'${shard && shard.count > 1 ? ` shard ${shard.index}/${shard.count}` : ''}`;
+  const lock = acquireLock(path.join(config.runDir, lockName(shard)), what);
+  const cache = new Cache(config.cacheDir);
+  const shared = new Map<string, { value: unknown; dispose?: (v: unknown) => void }>();
+  let computed = 0;
+  let skipped = 0;
+  try {
+    writePlan(exp);
+    cache.cleanStaleTemps();
+    const todo = mine.filter((c) => {
+      const done = isCellDone(config, c.id);
+      if (done) skipped++;
+      return !done;
+    });
+    log(`${what}: ${cells.length} cells, ${mine.length} in this shard, ${skipped} already done, ${todo.length} to run`);
+    const bar = startProgress(config.experiment, mine.length, { quiet: opts.progress === false, start: skipped });
+    try {
+      for (const cell of todo) {
+        const dir = cellDir(config, cell.id);
+        fs.mkdirSync(dir, { recursive: true });
+        const ctx: CellContext = {
+          id: cell.id,
+          dir,
+          config,
+          cache,
+          resolvePath: (p) => path.resolve(config.dir, p),
+          log: (m) => log(`[${cell.id}] ${m}`),
+          shared<T>(key: string, create: () => T, dispose?: (v: T) => void): T {
+            if (!shared.has(key)) shared.set(key, { value: create(), dispose: dispose as ((v: unknown) => void) | undefined });
+            return shared.get(key)!.value as T;
+          },
+        };
+        let result: unknown;
+        try {
+          result = await study.runCell(cell.settings, ctx);
+        } catch (e) {
+          if (e instanceof PersonaError) throw new PersonaError(`cell ${cell.id}: ${e.message}`);
+          throw e;
+        }
+        const record: CellResult = { id: cell.id, settings: cell.settings, result: result as Record<string, unknown> };
+        canonicalJson(record, `result of cell ${cell.id}`); // refuse NaN/undefined before anything is written
+        writeJsonAtomic(path.join(dir, RESULT), record);
+        computed++;
+        bar.update(skipped + computed);
+        opts.onCellDone?.(cell.id, computed);
+      }
+    } finally {
+      bar.stop();
+    }
+  } finally {
+    for (const { value, dispose } of shared.values()) dispose?.(value);
+    lock.release();
+  }
+  const report: RunReport = { runDir: config.runDir, cells: cells.length, inShard: mine.length, computed, skipped };
+  if (opts.collect ?? !(shard && shard.count > 1)) report.collected = await collectExperiment(exp);
+  return report;
+}
+
+/** plan.json: what the run folder is for; identical for every shard and every rerun of the same config. */
+function writePlan(exp: LoadedExperiment): void {
+  const { config, cells } = exp;
+  const { product: _p, runDir: _r, cacheDir: _c, file: _f, dir: _d, ...settings } = config;
+  const plan = { config: path.relative(process.cwd(), config.file) || config.file, settings, cells };
+  const text = JSON.stringify(plan, null, 2) + '\n';
+  const file = path.join(config.runDir, 'plan.json');
+  if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) writeFileAtomic(file, text);
+}
+
+export interface CollectReport {
+  resultsCsv: string;
+  summaryFile: string;
+  figures: string[];
+  missing: string[];
+}
+
+/** Flattens nested result objects into dotted columns; lists become JSON text. */
+function flatten(prefix: string, v: unknown, out: Row): void {
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) flatten(prefix ? `${prefix}.${k}` : k, x, out);
+  } else if (Array.isArray(v)) out[prefix] = JSON.stringify(v);
+  else out[prefix] = v as Row[string];
+}
+
+export function readCellResults(exp: LoadedExperiment): { results: CellResult[]; missing: string[] } {
+  const results: CellResult[] = [];
+  const missing: string[] = [];
+  for (const c of exp.cells) {
+    const file = path.join(cellDir(exp.config, c.id), RESULT);
+    if (!fs.existsSync(file)) {
+      missing.push(c.id);
+      continue;
+    }
+    try {
+      results.push(JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult);
+    } catch (e) {
+      throw new PersonaError(`unreadable cell result: ${(e as Error).message}`, { file });
+    }
+  }
+  return { results, missing };
+}
+
+/**
+ * Merges every cell's result (from any shard) into results.csv, runs the study's summary and writes
+ * summary.json and figures. Refuses when cells are missing unless `allowPartial`.
+ */
+export async function collectExperiment(exp: LoadedExperiment, opts: { allowPartial?: boolean } = {}): Promise<CollectReport> {
+  const { config, study } = exp;
+  const { results, missing } = readCellResults(exp);
+  if (missing.length && !opts.allowPartial) {
+    throw new PersonaError(
+      `${missing.length} of ${exp.cells.length} cells have no result yet (e.g. ${missing[0]}); run the missing shards, or collect with --allow-partial`,
+      { file: config.runDir },
+    );
+  }
+  const rows: Row[] = results.map((r) => {
+    const row: Row = { cell_id: r.id };
+    flatten('', r.settings, row);
+    const res: Row = {};
+    flatten('', r.result, res);
+    for (const [k, v] of Object.entries(res)) row[k in row ? `result.${k}` : k] = v;
+    return row;
+  });
+  const resultsCsv = path.join(config.runDir, 'results.csv');
+  writeFileAtomic(resultsCsv, rows.length ? rowsToCsv(rows) : 'cell_id\n');
+  const cache = new Cache(config.cacheDir);
+  const s = study.summarize ? await study.summarize(results, { config, runDir: config.runDir, cache }) : { summary: {} };
+  const figures: string[] = [];
+  for (const fig of s.figures ?? ([] as FigureSpec[])) {
+    const out = await writeFigure(path.join(config.runDir, 'figures'), fig);
+    figures.push(out.csv, out.svg, out.png);
+  }
+  if ('run' in s.summary) throw new PersonaError(`study '${config.study}' returned a summary key 'run', which is reserved`);
+  const summary = {
+    ...s.summary,
+    run: {
+      experiment: config.experiment,
+      study: config.study,
+      description: config.description,
+      cells: exp.cells.length,
+      collected: results.length,
+      missing: missing.length,
+      results_csv: path.relative(config.runDir, resultsCsv),
+      figures: figures.map((f) => path.relative(config.runDir, f)),
+    },
+  };
+  const summaryFile = path.join(config.runDir, 'summary.json');
+  writeJsonAtomic(summaryFile, summary);
+  return { resultsCsv, summaryFile, figures, missing };
+}

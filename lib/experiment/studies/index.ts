@@ -1,0 +1,2 @@
+/** Built-in studies register themselves on import; add a line here for each new study module. */
+import './steer-norm';
