@@ -40,7 +40,7 @@ export const slurmSchema = z
 export const experimentSchema = z
   .object({
     extends: z.union([z.string(), z.array(z.string())]).optional().describe('Config file(s) this one extends, relative to it; deep merge, this file wins, lists replace'),
-    experiment: z.string().regex(NAME, 'letters, digits, ".", "_" or "-"').describe('Name; results go to <output_dir>/<experiment>/'),
+    experiment: z.string().regex(NAME, 'letters, digits, ".", "_" or "-"').describe('Name; results go to output_dir/experiment/'),
     study: z.string().describe('Registered study that computes each cell (see the study tables below)'),
     description: z.string().optional().describe('Free text, copied into the summary'),
     output_dir: z.string().default('runs').describe('Root of run folders, relative to the working directory'),
