@@ -1,10 +1,10 @@
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv } from 'yargs';
 import { benchTrain } from '../../lib/train/bench';
 import { loadModel, prepareBackend, writeJson } from '../common';
 
 export interface BenchTrainArgs { model: string; batch: number; 'seq-len': number; steps: number; r: number; json?: string; backend?: string }
 
-/** Flags of `persona bench train` (also usable by bench.ts when it dispatches what = train). */
+/** Flags of `persona bench train` (bench.ts dispatches what = train here). */
 export function benchTrainOptions<T>(y: Argv<T>) {
   return y
     .option('model', { type: 'string', demandOption: true })
@@ -26,11 +26,3 @@ export async function benchTrainHandler(argv: BenchTrainArgs): Promise<void> {
     model.dispose();
   }
 }
-
-/** `persona bench-train`: training tokens/s, ms/step, peak RSS (JSON). */
-export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
-  command: 'bench-train',
-  describe: 'Measure training speed: ms per optimizer step, tokens/s, peak RSS (LoRA or full)',
-  builder: (y) => benchTrainOptions(y) as never,
-  handler: benchTrainHandler,
-};

@@ -1,22 +1,27 @@
 import type { Argv, CommandModule } from 'yargs';
 import { benchForward, benchGenerate } from '../../lib/model/bench';
 import { loadModel, prepareBackend, writeJson } from '../common';
+import { benchTrainHandler } from './bench-train';
 
-interface Args { what: string; model: string; batch: number; 'prompt-len': number; 'new-tokens': number; repeats: number; json?: string; backend?: string }
+interface Args { what: string; model: string; batch: number; 'prompt-len': number; 'new-tokens': number; repeats: number; 'seq-len': number; steps: number; r: number; json?: string; backend?: string }
 
 export const benchCommand: CommandModule<object, Args> = {
   command: 'bench <what>',
-  describe: 'Measure engine speed: prefill tokens/s, decode ms/step, peak RSS (what: forward | generate)',
+  describe: 'Measure speed: forward (prefill tokens/s), generate (+ decode ms/step), train (ms per optimizer step, tokens/s); with peak RSS',
   builder: (y: Argv) =>
     y
-      .positional('what', { type: 'string', choices: ['forward', 'generate'] })
+      .positional('what', { type: 'string', choices: ['forward', 'generate', 'train'] })
       .option('model', { type: 'string', demandOption: true })
       .option('batch', { type: 'number', default: 1 })
       .option('prompt-len', { type: 'number', default: 64 })
       .option('new-tokens', { type: 'number', default: 32 })
       .option('repeats', { type: 'number', default: 3 })
+      .option('seq-len', { type: 'number', default: 64, describe: 'train: tokens per sequence' })
+      .option('steps', { type: 'number', default: 3, describe: 'train: timed optimizer steps after one warm-up step' })
+      .option('r', { type: 'number', default: 8, describe: 'train: LoRA rank (all 7 projections); 0 = full-parameter' })
       .option('json', { type: 'string', describe: 'Write the measurements here' }) as never,
   handler: async (argv) => {
+    if (argv.what === 'train') return benchTrainHandler(argv);
     await prepareBackend(argv);
     const model = loadModel(argv.model);
     try {

@@ -7,7 +7,6 @@ import { benchCommand } from './bench';
 import { trainCommand } from './train';
 import { trainStepCommand } from './train-step';
 import { mergeCommand } from './merge';
-import { benchTrainCommand } from './bench-train';
 import { runCommand } from './run';
 import { planCommand } from './plan';
 import { collectCommand } from './collect';
@@ -28,7 +27,6 @@ export const commands: CommandModule<any, any>[] = [
   trainCommand,
   trainStepCommand,
   mergeCommand,
-  benchTrainCommand,
   extractCommand,
   evalCommand,
   monitorCommand,

@@ -1,4 +1,4 @@
-/** `persona train-step | train | merge | bench-train` in-process, with --backend cpu. */
+/** `persona train-step | train | merge | bench train` in-process, with --backend cpu. */
 import * as fs from 'fs';
 import * as path from 'path';
 import { main } from '../../cli/main';
@@ -49,7 +49,7 @@ test('train-step: --steer without --coef is one clear error', async () => {
   expect(r.stderr).toMatch(/--coef is required/);
 });
 
-test('train (YAML, ignored fields reported), merge, bench-train', async () => {
+test('train (YAML, ignored fields reported), merge, bench train', async () => {
   const model = makeTinyModel(path.join(tmp, 'model'));
   writeJsonl(path.join(tmp, 'data.jsonl'), chatExamples());
   const cfg = path.join(tmp, 'train.yaml');
@@ -65,7 +65,7 @@ test('train (YAML, ignored fields reported), merge, bench-train', async () => {
   expect(fs.existsSync(path.join(tmp, 'merged', 'model.safetensors'))).toBe(true);
 
   const bj = path.join(tmp, 'bench.json');
-  const bt = await run(['bench-train', '--model', model, '--seq-len', '16', '--steps', '1', '--json', bj]);
+  const bt = await run(['bench', 'train', '--model', model, '--seq-len', '16', '--steps', '1', '--json', bj]);
   expect(bt.code).toBe(0);
   expect(readJson(bj)).toEqual(expect.objectContaining({ mode: 'lora', tokens_per_s: expect.any(Number), ms_per_step: expect.any(Number), peak_rss_mb: expect.any(Number) }));
 
