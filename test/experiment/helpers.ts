@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 
 export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `persona-exp-${tag}-`));
@@ -15,14 +16,14 @@ export function writeFiles(dir: string, files: Record<string, string>): string {
   return dir;
 }
 
-/** Every file under dir (relative path → content), skipping names matched by `skip`. */
+/** Every file under dir (relative path → sha256 of its bytes, so failures print short diffs), skipping paths matched by `skip`. */
 export function snapshot(dir: string, skip: RegExp = /\.lock$/): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (!skip.test(p)) out[path.relative(dir, p)] = fs.readFileSync(p).toString('base64');
+      else if (!skip.test(p)) out[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
     }
   };
   walk(dir);
