@@ -18,6 +18,7 @@ import { shiftCommand } from './shift';
 import { screenCommand } from './screen';
 import { vectorCommand } from './vector';
 import { traitCommand } from './trait';
+import { organismCommand } from './organism';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   generateCommand,
@@ -37,4 +38,5 @@ export const commands: CommandModule<any, any>[] = [
   runCommand,
   planCommand,
   collectCommand,
+  organismCommand,
 ];
