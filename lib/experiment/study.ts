@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { PersonaError } from '../errors';
 import type { Cache } from './cache';
 import type { FigureSpec } from '../plot';
-import { ExperimentFile, KeyPath, LoadedConfigTree, configError } from './config';
+import { ExperimentFile, KeyPath, LoadedConfigTree, configError, locate } from './config';
 
 /** Settings of one cell, after the study schema applied its defaults. */
 export type CellSettings = Record<string, unknown>;
@@ -78,6 +78,11 @@ export interface Study<P extends CellSettings = any, R extends Record<string, un
   description: string;
   /** One cell's settings (use .strict() so that unknown keys are refused; .describe() and .default() feed configs/README.md). */
   schema: z.ZodObject;
+  /**
+   * Fields holding file paths. A relative path is relative to the config file that sets it; when that is an
+   * extended file, the runner rebases it onto the named config's directory (so ids stay portable).
+   */
+  pathFields?: string[];
   validate?(config: ExperimentConfig<P>, ctx: ValidateContext): void;
   /** The cells to run; default: the cartesian product. */
   cells?(config: ExperimentConfig<P>): P[];
@@ -106,7 +111,7 @@ export function unregisterStudy(name: string): void {
   registry.delete(name);
 }
 
-/** The cartesian product of the sweep axes over params, validated by the study schema. */
+/** The cartesian product of the sweep axes over params, validated by the study schema (rebases `file`'s path fields in place). */
 export function expandProduct(tree: LoadedConfigTree, file: ExperimentFile, study: Study): { axes: string[]; product: CellSettings[] } {
   const shape = study.schema.shape as Record<string, unknown>;
   const axes = Object.keys(file.sweep);
@@ -114,6 +119,21 @@ export function expandProduct(tree: LoadedConfigTree, file: ExperimentFile, stud
     if (!(a in shape)) throw configError(tree, ['sweep', a], `unknown key '${a}': study '${file.study}' has no such field (fields: ${Object.keys(shape).join(', ')})`);
     if (file.sweep[a].length === 0) throw configError(tree, ['sweep', a], 'empty sweep axis: give at least one value');
   }
+  // Paths set in an extended file are relative to that file: rebase them onto the named config's directory.
+  const rebase = (value: unknown, keyPath: KeyPath): unknown => {
+    if (typeof value !== 'string' || path.isAbsolute(value)) return value;
+    const from = locate(tree, keyPath).file;
+    if (from === tree.file) return value;
+    return path.relative(path.dirname(tree.file), path.resolve(path.dirname(from), value)) || '.';
+  };
+  const params: Record<string, unknown> = { ...file.params };
+  const sweep: Record<string, unknown[]> = { ...file.sweep };
+  for (const f of study.pathFields ?? []) {
+    if (f in params) params[f] = rebase(params[f], ['params', f]);
+    if (f in sweep) sweep[f] = sweep[f].map((v, i) => rebase(v, ['sweep', f, i]));
+  }
+  file.params = params;
+  file.sweep = sweep;
   const product: CellSettings[] = [];
   const idx = axes.map(() => 0);
   const total = axes.reduce((n, a) => n * file.sweep[a].length, 1);

@@ -107,6 +107,17 @@ describe('extends', () => {
     expect(exp.cells.map((c) => [c.settings.a, c.settings.b])).toEqual([[1, 9], [2, 9]]);
   });
 
+  test('a path set in an extended file is relative to that file', () => {
+    const d = writeFiles(tmpDir('ext'), {
+      'base/base.yaml': arith('params:\n  dataset: data/train.txt\n'),
+      'base/data/train.txt': 'x\n',
+      'child.yaml': 'extends: base/base.yaml\nexperiment: child\n',
+      'sub/other.yaml': 'extends: ../base/base.yaml\nexperiment: other\nsweep:\n  dataset: [../base/data/train.txt]\n',
+    });
+    expect(loadExperiment(path.join(d, 'child.yaml')).cells[0].settings.dataset).toBe(path.join('base', 'data', 'train.txt'));
+    expect(loadExperiment(path.join(d, 'sub/other.yaml')).cells[0].settings.dataset).toBe('../base/data/train.txt');
+  });
+
   test('an error in the extended file names that file and line', () => {
     const d = writeFiles(tmpDir('ext'), {
       'base.yaml': arith('params:\n  a: 1\n  b: "two"\n'),

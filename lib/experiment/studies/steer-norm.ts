@@ -70,6 +70,7 @@ const argmax = (a: ArrayLike<number>, from: number, n: number) => {
 registerStudy<Cell, Result>('logit-lens/steer-norm', {
   description: 'Change of next-token logits when a random unit direction × coef is added at a layer (example study)',
   schema: steerNormSchema,
+  pathFields: ['model'],
   validate(_config, ctx) {
     ctx.requireFiles('model', 'model directory');
     for (const { value } of ctx.valuesOf('model')) {

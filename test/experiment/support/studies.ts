@@ -19,6 +19,7 @@ registerStudy(ARITH, {
       max_a: z.number().int().default(100).describe('validation bound on a'),
     })
     .strict(),
+  pathFields: ['dataset'],
   validate(config, ctx) {
     ctx.requireFiles('dataset', 'dataset file');
     for (const { value, keyPath } of ctx.valuesOf('a')) if ((value as number) > (config.product[0].max_a as number)) ctx.fail(keyPath, `a = ${value} is beyond max_a`);
