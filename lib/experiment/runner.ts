@@ -118,6 +118,8 @@ export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}
   let computed = 0;
   let skipped = 0;
   try {
+    removeStaleTemps(config.runDir);
+    removeStaleTemps(path.join(config.runDir, 'figures'));
     writePlan(exp);
     cache.cleanStaleTemps();
     const todo = mine.filter((c) => {
@@ -130,6 +132,8 @@ export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}
     try {
       for (const cell of todo) {
         const dir = cellDir(config, cell.id);
+        // An unfinished cell starts from an empty folder: nothing a killed attempt wrote survives.
+        fs.rmSync(dir, { recursive: true, force: true });
         fs.mkdirSync(dir, { recursive: true });
         const ctx: CellContext = {
           id: cell.id,
@@ -167,6 +171,25 @@ export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}
   const report: RunReport = { runDir: config.runDir, cells: cells.length, inShard: mine.length, computed, skipped };
   if (opts.collect ?? !(shard && shard.count > 1)) report.collected = await collectExperiment(exp);
   return report;
+}
+
+/** Temp files of atomic writes (lib/io/atomic.ts names them .<name>.<pid>.<time>.<rand>.tmp) whose writer died. */
+function removeStaleTemps(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^\..+\.(\d+)\.\d+\.[a-z0-9]+\.tmp$/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** plan.json: what the run folder is for; identical for every shard and every rerun of the same config. */

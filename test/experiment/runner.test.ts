@@ -25,6 +25,10 @@ function config(dir: string, delayMs = 0): string {
   );
 }
 
+function deadPid(): number {
+  return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+}
+
 async function straightRun(): Promise<Record<string, string>> {
   const d = tmpDir('straight');
   const out = path.join(d, 'runs');
@@ -41,6 +45,7 @@ test('kill -9 after 5 cells, rerun: same files as an uninterrupted run; finished
   const d = tmpDir('killed');
   const out = path.join(d, 'runs');
   const cfg = config(d);
+  const exp0 = () => loadExperiment(cfg, { outputDir: out, cacheDir: path.join(out, 'cache') });
   const child = spawnSync(process.execPath, [CHILD, cfg, out, '5'], { cwd: REPO, encoding: 'utf8' });
   expect(child.signal).toBe('SIGKILL');
   const cellsDir = path.join(out, 'arith', 'cells');
@@ -48,8 +53,12 @@ test('kill -9 after 5 cells, rerun: same files as an uninterrupted run; finished
   expect(done).toHaveLength(5);
   expect(fs.existsSync(path.join(out, 'arith', 'run.lock'))).toBe(true); // left behind by the dead process
   const before = Object.fromEntries(done.map((c) => [c, fs.statSync(path.join(cellsDir, c, 'result.json')).mtimeMs]));
+  // What a kill during a write would leave: a half cell (no result.json) and a temp file of an atomic write.
+  const half = exp0().cells.find((c) => !done.includes(c.id))!.id;
+  writeFiles(path.join(cellsDir, half), { 'partial.bin': 'garbage' });
+  writeFiles(path.join(out, 'arith'), { [`.results.csv.${deadPid()}.1.abc.tmp`]: 'half' });
 
-  const exp = loadExperiment(cfg, { outputDir: out, cacheDir: path.join(out, 'cache') });
+  const exp = exp0();
   const r = await runExperiment(exp, { progress: false }); // takes over the stale lock
   expect(r).toMatchObject({ computed: 7, skipped: 5 });
   for (const c of done) expect(fs.statSync(path.join(cellsDir, c, 'result.json')).mtimeMs).toBe(before[c]);
