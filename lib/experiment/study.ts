@@ -14,7 +14,7 @@ import { ExperimentFile, KeyPath, LoadedConfigTree, configError, locate } from '
 /** Settings of one cell, after the study schema applied its defaults. */
 export type CellSettings = Record<string, unknown>;
 
-export interface ExperimentConfig<P extends CellSettings = CellSettings> extends Omit<ExperimentFile, 'params' | 'sweep'> {
+export interface ExperimentConfig<P extends object = CellSettings> extends Omit<ExperimentFile, 'params' | 'sweep'> {
   /** Absolute path of the config file. */
   file: string;
   /** Directory of the config file: study input paths are relative to it. */
@@ -57,7 +57,7 @@ export interface CellContext {
   log(message: string): void;
 }
 
-export interface CellResult<P extends CellSettings = CellSettings, R = Record<string, unknown>> {
+export interface CellResult<P extends object = CellSettings, R = Record<string, unknown>> {
   id: string;
   settings: P;
   result: R;
@@ -74,7 +74,7 @@ export interface StudySummary {
   figures?: FigureSpec[];
 }
 
-export interface Study<P extends CellSettings = any, R extends Record<string, unknown> = any> {
+export interface Study<P extends object = any, R extends object = any> {
   description: string;
   /** One cell's settings (use .strict() so that unknown keys are refused; .describe() and .default() feed configs/README.md). */
   schema: z.ZodObject;
@@ -92,7 +92,7 @@ export interface Study<P extends CellSettings = any, R extends Record<string, un
 
 const registry = new Map<string, Study>();
 
-export function registerStudy<P extends CellSettings, R extends Record<string, unknown>>(name: string, study: Study<P, R>): void {
+export function registerStudy<P extends object, R extends object>(name: string, study: Study<P, R>): void {
   if (!/^[a-z0-9][a-z0-9/_.-]*$/.test(name)) throw new PersonaError(`study name '${name}' must be lower-case letters, digits, '/', '_', '.' or '-'`);
   if (registry.has(name) && registry.get(name) !== study) throw new PersonaError(`a study named '${name}' is already registered`);
   registry.set(name, study as Study);
