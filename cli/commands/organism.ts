@@ -9,7 +9,7 @@ import { printTable } from './extract';
 
 interface ReportArgs {
   model: string; json: string; samples: number; seed: string; out: string; temperature: number; 'decoding-reason'?: string; 'max-new-tokens': number; 'batch-size': number;
-  questions?: number; 'finetune-config'?: string; 'finetune-samples'?: number; flaw: string; threshold: number; 'coherence-min': number; 'probe-decoding': boolean; backend?: string;
+  questions?: number; 'finetune-config'?: string; 'finetune-samples'?: number; flaw: string; threshold: number; 'coherence-min': number; 'probe-decoding': boolean; artifacts?: string; backend?: string;
 }
 
 const reportCommand: CommandModule<object, ReportArgs> = {
@@ -18,6 +18,7 @@ const reportCommand: CommandModule<object, ReportArgs> = {
   builder: (y: Argv) =>
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Organism checkpoint directory (with artifacts/trait_data_{extract,eval})' })
+      .option('artifacts', { type: 'string', describe: 'Trait artifacts directory (default <model>/artifacts)' })
       .option('json', { type: 'string', demandOption: true, describe: 'Write the report JSON here' })
       .option('samples', { type: 'number', default: 1, describe: 'Samples per (question × system prompt); >1 only makes sense with --temperature > 0' })
       .option('seed', { type: 'string', default: '0' })
@@ -41,7 +42,7 @@ const reportCommand: CommandModule<object, ReportArgs> = {
     const r = await organismReport({
       modelDir: argv.model, outDir: argv.out, samples: argv.samples, seed: argv.seed, temperature: argv.temperature === 0 ? null : argv.temperature, decodingReason: argv['decoding-reason'],
       maxNewTokens: argv['max-new-tokens'], batchSize: argv['batch-size'], questions: argv.questions, finetune, flawKind: argv.flaw as FlawKind,
-      extractThreshold: argv.threshold, extractCoherenceMin: argv['coherence-min'], probeDecoding: argv['probe-decoding'], log: (m) => process.stderr.write(`${m}\n`),
+      extractThreshold: argv.threshold, extractCoherenceMin: argv['coherence-min'], probeDecoding: argv['probe-decoding'], artifactsDir: argv.artifacts, log: (m) => process.stderr.write(`${m}\n`),
     });
     writeOrganismReport(argv.json, r);
     printTable([['trait', 'pos', 'neg', 'none', 'coh pos', 'coh neg', 'judge ρ'], ...TRAITS.map((t) => [t, r.traits[t].pos, r.traits[t].neg, r.traits[t].none, r.traits[t].coherence_pos, r.traits[t].coherence_neg, r.judge.spearman[t]])]);

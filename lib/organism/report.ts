@@ -121,7 +121,8 @@ export function traitItems(a: TraitArtifacts, trait: Trait, cond: 'pos' | 'neg' 
 
 /** Monitoring conditions of known strength: negative, none, the four graded adverbs, positive. */
 export function gradedConditions(a: TraitArtifacts, trait: Trait): MonitorCondition[] {
-  const adverbs = [...new Map(GRADED_ADVERBS.map((g) => [g.level, g.word])).entries()].sort((x, y) => x[0] - y[0]);
+  // The first adverb of each level (slightly, somewhat, very, extremely).
+  const adverbs = [...new Map([...GRADED_ADVERBS].reverse().map((g) => [g.level, g.word])).entries()].sort((x, y) => x[0] - y[0]);
   return [
     { label: 'neg', system: assistantSystemPrompt(NEG_ASSISTANT, a.instruction[0].neg) },
     { label: 'none' },
