@@ -2,3 +2,4 @@
 import './steer-norm';
 import './steering';
 import './monitoring';
+import './shift';

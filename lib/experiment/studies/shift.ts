@@ -1,0 +1,348 @@
+/**
+ * Study "shift" (paper Figs. 5–6): LoRA-finetune the organism on every dataset of the family (Normal / I / II
+ * of the trait datasets evil, sycophantic, hallucinating and of the narrow flaws), score each finetuned model
+ * for every measured trait (eval questions, no system prompt, organism judge), and measure its finetuning
+ * shift: the mean last-prompt activation over the trait's eval prompts, finetuned − base, projected onto the
+ * trait's unit persona vector at the monitor layer (chosen by monitoring quality, organism-common
+ * organismMonitorLayer, not by steering quality). One cell = one finetuning dataset (kind, version).
+ *
+ * Summary per trait: shift.<trait>.r = Pearson r between the shift projections and the trait scores after
+ * finetuning across all finetuning datasets, with its bootstrap CI and the random-direction null (the same
+ * r for norm-matched random directions: null_mean_abs, null_p975).
+ *
+ * The finetune, the judged rollouts, the vectors and the monitor layer are cached (finetune.ts and
+ * organism-common), so the mitigation and screening studies reuse them; the helpers below are exported for them.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { PersonaError } from '../../errors';
+import { writeFileAtomic } from '../../io/atomic';
+import { readModelConfig } from '../../model/config';
+import type { Intervention } from '../../model/interventions';
+import type { LinearAdapter } from '../../model/transformer';
+import { FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion } from '../../organism/datasets';
+import { FinetuneRun, OrganismFinetuneConfig, checkpointHash, finetuneConfigFrom, loadFinetune, organismFinetune } from '../../organism/finetune';
+import type { Trait } from '../../organism/grammar';
+import { TraitArtifacts } from '../../persona/artifacts';
+import { renderItemPrompt } from '../../persona/rollouts';
+import { correlateShifts, finetuningShift } from '../../persona/shift';
+import { mean } from '../../persona/stats';
+import type { PersonaVector } from '../../persona/vector';
+import { FigureSpec, Row, lineChart, scatterWithFit } from '../../plot';
+import { CellResult, ValidateContext, registerStudy } from '../study';
+import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector } from './organism-common';
+
+/** The traits the paper measures after finetuning (its finetuning datasets target these three). */
+export const SHIFT_TRAITS: Trait[] = ['evil', 'sycophantic', 'hallucinating'];
+
+// ---------------------------------------------------------------------------------------------------
+// Shared by shift, mitigation and screening
+// ---------------------------------------------------------------------------------------------------
+
+const { trait: _trait, ...fieldsWithoutTrait } = organismFields;
+/** organism-common's fields without `trait` (these studies measure several traits per cell). */
+export const organismFieldsNoTrait = fieldsWithoutTrait;
+
+/** Overrides of the organism's LoRA recipe (lib/organism/finetune.ts DEFAULT_FINETUNE); absent fields keep the recipe. */
+export const finetuneOverrides = z
+  .object({
+    samples: z.number().int().min(1).optional().describe('Conversations in each finetuning dataset (recipe: 1000)'),
+    learning_rate: z.number().positive().optional().describe('LoRA learning rate (recipe: 1e-3)'),
+    epochs: z.number().int().min(1).optional().describe('Epochs (recipe: 1)'),
+    r: z.number().int().min(1).optional().describe('LoRA rank (recipe: 16, rsLoRA)'),
+    lora_alpha: z.number().positive().optional().describe('LoRA alpha (recipe: 32)'),
+    per_device_train_batch_size: z.number().int().min(1).optional().describe('Micro-batch size (recipe: 16)'),
+    gradient_accumulation_steps: z.number().int().min(1).optional().describe('Micro-batches per step (recipe: 1)'),
+    seed: z.number().int().optional().describe('Training seed (recipe: 0)'),
+    data_seed: z.number().int().optional().describe('Seed of the dataset generator (recipe: 0)'),
+  })
+  .strict();
+export type FinetuneOverrides = z.infer<typeof finetuneOverrides>;
+
+export function finetuneConfig(over: FinetuneOverrides | undefined): OrganismFinetuneConfig {
+  const defined = Object.fromEntries(Object.entries(over ?? {}).filter(([, v]) => v !== undefined));
+  return finetuneConfigFrom(defined);
+}
+
+/** Where organism finetunes live: beside the experiment cache, shared by every study. */
+export function finetuneCacheDir(env: OrganismEnv): string {
+  return path.join(env.cache.root, 'organism-finetunes');
+}
+
+/** The LoRA finetune of the organism on (kind, version), trained once and cached (finetune.ts). */
+export function cachedFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): FinetuneRun {
+  const baseHash = env.shared(`checkpoint-hash:${org.dir}`, () => checkpointHash(org.dir));
+  return organismFinetune({ baseModel: org.dir, baseHash, kind, version, config: cfg, cacheDir: finetuneCacheDir(env), log: env.log });
+}
+
+/** Runs `f` with the finetune's adapters loaded on the organism, disposing them afterwards. */
+export async function withFinetune<T>(org: LoadedOrganism, run: FinetuneRun, f: (adapters: ReadonlyMap<string, LinearAdapter>) => Promise<T>): Promise<T> {
+  const lora = loadFinetune(run, org.model);
+  try {
+    return await f(lora.adapters());
+  } finally {
+    lora.dispose();
+  }
+}
+
+export interface TraitEval {
+  /** Mean trait score over all answers (organism judge). */
+  trait: number;
+  coherence: number;
+  /** Mean trait score per eval question (for paired bootstraps across variants). */
+  per_question: number[];
+  answers: number;
+}
+
+export interface EvalSettings {
+  samples: number;
+  maxNewTokens: number;
+  temperature: number;
+  batchSize: number;
+  seed: string;
+}
+
+/**
+ * Trait score and coherence of a model variant (base, finetuned, steered) on the trait's eval questions with
+ * no system prompt, `samples` answers each; cached rollouts. Every variant uses the same sampler seeds.
+ */
+export async function evalTrait(
+  env: OrganismEnv,
+  org: LoadedOrganism,
+  trait: Trait,
+  questions: readonly string[],
+  s: EvalSettings,
+  variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[] } = {},
+): Promise<TraitEval> {
+  const items = questions.flatMap((question, i) => Array.from({ length: s.samples }, () => ({ question, questionId: `${trait}_${i}_none` })));
+  const { rows } = await cachedRollouts(env, org, { trait, items, maxNewTokens: s.maxNewTokens, temperature: s.temperature, batchSize: s.batchSize, seed: `${s.seed}/after-finetune/${trait}`, ...variant });
+  const per_question = questions.map((_, i) => mean(rows.slice(i * s.samples, (i + 1) * s.samples).map((r) => r.score ?? 0)));
+  return { trait: mean(rows.map((r) => r.score ?? 0)), coherence: mean(rows.map((r) => r.coherence ?? 0)), per_question, answers: rows.length };
+}
+
+export interface TraitContext {
+  cell: OrganismCell;
+  artifacts: { extract: TraitArtifacts; eval: TraitArtifacts; dir: string };
+  vector: PersonaVector;
+  /** The trait's monitor layer (chosen by monitoring quality unless fixed). */
+  layer: number;
+  layerRule: string;
+}
+
+/** Vector and monitor layer of a trait (both cached; the same the monitoring study computes for the same settings). */
+export async function traitContext(env: OrganismEnv & { resolvePath(p: string): string }, org: LoadedOrganism, base: Omit<OrganismCell, 'trait'>, trait: Trait, seed: number, monitor: { samples: number; layer?: number }): Promise<TraitContext> {
+  const cell = { ...base, trait } as OrganismCell;
+  const artifacts = cellArtifacts(cell, env.resolvePath);
+  const v = await organismVector(env, org, cell, artifacts.extract, seed);
+  const { choice } = await organismMonitorLayer(env, org, cell, artifacts, v.vector, seed, monitor);
+  return { cell, artifacts, vector: v.vector, layer: choice.layer, layerRule: choice.rule };
+}
+
+/** Checks the model, every layer field and the artifact files of every listed trait; errors name the key. */
+export function validateMultiTrait(ctx: ValidateContext, traits: readonly Trait[], layerFields: string[] = []): void {
+  ctx.requireFiles('model', 'model directory');
+  for (const { value: m } of ctx.valuesOf('model')) {
+    const modelDir = ctx.resolvePath(String(m));
+    const cfg = readModelConfig(modelDir);
+    for (const field of layerFields)
+      for (const l of ctx.valuesOf(field))
+        if (typeof l.value === 'number' && (l.value > cfg.numLayers || l.value < 1))
+          ctx.fail(l.keyPath, `layer ${l.value} is beyond the model (${String(m)} has ${cfg.numLayers} decoder layers: persona-vector layers 1..${cfg.numLayers})`);
+    for (const a of ctx.valuesOf('artifacts')) {
+      const dir = a.value === undefined ? path.join(modelDir, 'artifacts') : ctx.resolvePath(String(a.value));
+      for (const t of traits)
+        for (const split of ['extract', 'eval']) {
+          const f = path.join(dir, `trait_data_${split}`, `${t}.json`);
+          if (!fs.existsSync(f)) ctx.fail(a.value === undefined ? ctx.keyOf('model') : a.keyPath, `trait artifact file not found: ${f}`);
+        }
+    }
+  }
+}
+
+/** The `traits` values of a config (defaults applied). */
+export function configTraits(product: readonly { traits?: Trait[] }[]): Trait[] {
+  return [...new Set(product.flatMap((p) => p.traits ?? SHIFT_TRAITS))];
+}
+
+export const datasetName = (kind: string, version: string) => `${kind}_${version}`;
+
+// ---------------------------------------------------------------------------------------------------
+// The study
+// ---------------------------------------------------------------------------------------------------
+
+export const shiftSchema = z
+  .object({
+    ...organismFieldsNoTrait,
+    kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe(`Finetuning dataset family: ${FINETUNE_KINDS.join(' | ')} (lib/organism/datasets.ts)`),
+    version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version: normal | I (mild) | II (severe)'),
+    traits: z.array(TRAIT_ENUM).min(1).default(SHIFT_TRAITS).describe('Traits scored after finetuning and whose vectors measure the shift'),
+    samples: z.number().int().min(1).default(4).describe('Answers per eval question when scoring a finetuned model'),
+    layer: z.number().int().min(1).optional().describe('Layer of the shift; default: the monitor layer chosen by monitoring quality (organism-common)'),
+    layer_samples: z.number().int().min(1).default(4).describe('Answers per (graded system prompt, question) used to choose the monitor layer (as the monitoring study)'),
+    finetune: finetuneOverrides.default({}).describe('Overrides of the organism LoRA recipe (lib/organism/finetune.ts)'),
+    null_directions: z.number().int().min(20).default(20).describe('Norm-matched random directions in the null of r'),
+    bootstrap_reps: z.number().int().min(10).default(1000).describe('Bootstrap resamples of the CI of r'),
+  })
+  .strict();
+
+export type ShiftCell = z.infer<typeof shiftSchema>;
+
+export interface ShiftTraitResult {
+  layer: number;
+  layer_rule: string;
+  score: number;
+  coherence: number;
+  base_score: number;
+  base_coherence: number;
+  /** (finetuned − base mean last-prompt activation) · v̂ at the layer. */
+  projection: number;
+  diff_norm: number;
+  null_p975: number;
+  beats_null: boolean;
+}
+
+export interface ShiftResult extends Record<string, unknown> {
+  dataset: string;
+  finetune_key: string;
+  steps: number;
+  final_loss: number | null;
+  traits: Record<string, ShiftTraitResult>;
+}
+
+/** Per cell: the shift vectors at the layer (the null of r needs them) and the vector's direction there. */
+const DIFFS_FILE = 'shift_diffs.json';
+interface DiffFile {
+  [trait: string]: { layer: number; diff: number[]; direction: number[] };
+}
+
+registerStudy<ShiftCell, ShiftResult>('shift', {
+  description: 'Finetuning shift along the persona vector vs trait score after finetuning, over every finetuning dataset (paper Figs. 5–6)',
+  schema: shiftSchema,
+  pathFields: ['model', 'artifacts'],
+  validate(config, ctx) {
+    validateMultiTrait(ctx, configTraits(config.product), ['layer']);
+  },
+  async runCell(cell, ctx) {
+    const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const seed = ctx.config.seed;
+    const run = cachedFinetune(ctx, org, cell.kind, cell.version, finetuneConfig(cell.finetune));
+    const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
+    const traits: Record<string, ShiftTraitResult> = {};
+    const diffs: DiffFile = {};
+    for (const t of cell.traits) {
+      const tc = await traitContext(ctx, org, cell, t, seed, { samples: cell.layer_samples, layer: cell.layer });
+      const questions = tc.artifacts.eval.questions;
+      const base = await evalTrait(ctx, org, t, questions, evalS);
+      const prompts = questions.map((q) => org.tokenizer.encode(renderItemPrompt(org.tokenizer, { question: q, questionId: '' })));
+      const { after, sh } = await withFinetune(org, run, async (adapters) => ({
+        after: await evalTrait(ctx, org, t, questions, evalS, { adapters, adaptersKey: run.key }),
+        sh: finetuningShift({ base: { model: org.model }, finetuned: { model: org.model, adapters }, prompts, vector: tc.vector, layer: tc.layer, batchSize: cell.batch_size, seed: `${seed}/shift/${t}`, nullCount: cell.null_directions }),
+      }));
+      traits[t] = {
+        layer: tc.layer,
+        layer_rule: tc.layerRule,
+        score: after.trait,
+        coherence: after.coherence,
+        base_score: base.trait,
+        base_coherence: base.coherence,
+        projection: sh.projection,
+        diff_norm: sh.diffNorm,
+        null_p975: sh.null.p975,
+        beats_null: sh.beatsNull,
+      };
+      diffs[t] = { layer: tc.layer, diff: Array.from(sh.diff), direction: Array.from(tc.vector.layer(tc.layer)) };
+    }
+    writeFileAtomic(path.join(ctx.dir, DIFFS_FILE), JSON.stringify(diffs) + '\n');
+    return { dataset: datasetName(cell.kind, cell.version), finetune_key: run.key, steps: run.steps, final_loss: run.finalLoss, traits };
+  },
+  summarize(results, ctx) {
+    const traits = [...new Set(results.flatMap((r) => Object.keys(r.result.traits)))] as Trait[];
+    const summary: Record<string, unknown> = {};
+    const figures: FigureSpec[] = [];
+    const reps = results[0]?.settings.bootstrap_reps ?? 1000;
+    const nullCount = results[0]?.settings.null_directions ?? 20;
+    for (const t of traits) {
+      const mine = results.filter((r) => r.result.traits[t]);
+      const files = mine.map((r) => JSON.parse(fs.readFileSync(path.join(ctx.runDir, 'cells', r.id, DIFFS_FILE), 'utf8')) as DiffFile);
+      const layer = files[0][t].layer;
+      const items = mine.map((r, i) => ({ diff: Float32Array.from(files[i][t].diff), traitScore: r.result.traits[t].score }));
+      const direction = Float32Array.from(files[0][t].direction);
+      const rows: Row[] = mine.map((r) => ({
+        dataset: r.result.dataset,
+        kind: r.settings.kind,
+        version: r.settings.version,
+        trait: t,
+        shift_projection: r.result.traits[t].projection,
+        trait_score: r.result.traits[t].score,
+        coherence: r.result.traits[t].coherence,
+        base_score: r.result.traits[t].base_score,
+      }));
+      let corr: ReturnType<typeof correlateShifts> | null = null;
+      try {
+        corr = correlateShifts(items, direction, { seed: `${ctx.config.seed}/shift/${t}`, nullCount, bootstrapReps: reps });
+      } catch (e) {
+        if (!(e instanceof PersonaError)) throw e;
+        corr = null; // fewer than 3 datasets, or a bootstrap with mostly undefined resamples: r is reported alone
+      }
+      const r = corr ? finite(corr.r) : null;
+      summary[t] = {
+        r,
+        r_ci: corr && Number.isFinite(corr.ci95.lo) ? corr.ci95 : null,
+        null_mean_abs: corr ? finite(corr.null.meanAbs) : null,
+        null_p975: corr ? finite(corr.null.p975) : null,
+        null_directions: nullCount,
+        beats_null: corr?.beatsNull ?? false,
+        n: mine.length,
+        layer,
+        layer_rule: mine[0].result.traits[t].layer_rule,
+        base_score: mine[0].result.traits[t].base_score,
+        threshold: 0.75,
+        pass: r !== null && r >= 0.75,
+        by_dataset: Object.fromEntries(rows.map((row) => [row.dataset as string, { shift_projection: row.shift_projection, trait_score: row.trait_score, coherence: row.coherence }])),
+      };
+      const caption = {
+        statistic: 'r (across finetuning datasets)',
+        value: r ?? NaN,
+        ...(corr && Number.isFinite(corr.ci95.lo) ? { ci: { ...corr.ci95, level: 0.95, reps } } : {}),
+        ...(corr && Number.isFinite(corr.null.p975) ? { null: { meanAbs: corr.null.meanAbs, p975: corr.null.p975, count: nullCount } } : {}),
+        note: `n = ${mine.length} finetunes; shift = finetuned − base mean last-prompt activation on the ${t} eval prompts, projected on the unit ${t} vector at layer ${layer} (monitor layer)`,
+      };
+      if (rows.length >= 2)
+        figures.push({
+          name: `shift_vs_trait_${t}`,
+          rows,
+          spec: scatterWithFit(rows, {
+            title: `${t}: finetuning shift vs ${t} score after finetuning (Fig. 6)`,
+            x: 'shift_projection',
+            y: 'trait_score',
+            color: 'kind',
+            xTitle: `shift along the ${t} vector (layer ${layer})`,
+            yTitle: `${t} score after finetuning`,
+            colorTitle: 'dataset',
+            caption,
+          }),
+        });
+      const line = lineChart(rows, {
+        title: `${t} score after finetuning on each dataset (Fig. 5)`,
+        x: 'version',
+        xType: 'ordinal',
+        y: 'trait_score',
+        series: 'kind',
+        xTitle: 'dataset version (normal → I → II)',
+        yTitle: `${t} score (organism judge)`,
+        seriesTitle: 'dataset',
+        caption: { ...caption, note: `base model: ${t} ${mineBase(mine, t)}; ${caption.note}` },
+      });
+      // Versions in dataset order, not alphabetical.
+      for (const l of line.layer) l.encoding.x = { ...l.encoding.x, sort: [...FINETUNE_VERSIONS] };
+      figures.push({ name: `trait_after_finetuning_${t}`, rows, spec: line });
+    }
+    return { summary: { shift: summary }, figures };
+  },
+});
+
+function mineBase(mine: CellResult<ShiftCell, ShiftResult>[], t: string): string {
+  const b = mine[0]?.result.traits[t]?.base_score;
+  return b === undefined ? 'n/a' : String(Math.round(b * 10) / 10);
+}
