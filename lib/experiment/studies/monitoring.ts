@@ -21,6 +21,7 @@ import {
   DEFAULT_SHOTS,
   MonitorStats,
   OrganismCell,
+  TableRow,
   cellArtifacts,
   finite,
   gradedSystemConditions,
@@ -196,4 +197,29 @@ function nullCaption(results: CellResult<MonitoringCell, MonitoringResult>[]): s
 function readSamples(file: string): Row[] {
   if (!fs.existsSync(file)) return [];
   return parse(fs.readFileSync(file, 'utf8'), { columns: true, cast: true }) as Row[]; // our own rowsToCsv output: numbers cast back
+}
+
+/** One row per (trait, prompt family) of a monitoring summary (`summary.monitoring`), for formatTable. */
+export function monitoringTable(monitoring: Record<string, Record<string, unknown>>): TableRow[] {
+  const rows: TableRow[] = [];
+  const ci = (c: unknown) => (c && typeof c === 'object' ? `[${fmt((c as { lo: number }).lo)}, ${fmt((c as { hi: number }).hi)}]` : null);
+  for (const [trait, s] of Object.entries(monitoring)) {
+    const families: [string, Record<string, unknown>][] = [];
+    if ('r' in s) families.push(['system', s]);
+    if (s.many_shot) families.push(['many-shot', s.many_shot as Record<string, unknown>]);
+    for (const [prompts, m] of families)
+      rows.push({
+        trait,
+        prompts,
+        'monitor layer': m.layer as number,
+        r: m.r as number | null,
+        'r 95% CI': ci(m.r_ci),
+        'null mean|r|': m.random_mean_abs_r as number | null,
+        'null p97.5': m.null_p975 as number | null,
+        'prompt-mean r': m.prompt_mean_r as number | null,
+        'within-cond r': m.within_condition_r as number | null,
+        'held-out r': (m.r_heldout as number | null | undefined) ?? null,
+      });
+  }
+  return rows;
 }

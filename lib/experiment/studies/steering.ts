@@ -24,7 +24,7 @@ import { bootstrapCI, gaussianSampler, mean, randomDirection, stderr } from '../
 import type { Row } from '../../plot';
 import { FigureSpec, lineChart } from '../../plot';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { OrganismCell, cachedRollouts, cellArtifacts, finite, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
+import { OrganismCell, TableRow, cachedRollouts, cellArtifacts, finite, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
 
 export const COHERENT = 75;
 export const MONOTONE_TOLERANCE = 5;
@@ -210,7 +210,7 @@ export function steeringTraitSummary(trait: string, results: readonly R[], seed 
   const negByLayer: TraitSteeringSummary['negative_by_layer'] = [];
   for (const r of pos.sort((a, b) => a.settings.layer - b.settings.layer || a.settings.coef - b.settings.coef)) {
     negByLayer.push({ layer: r.settings.layer, coef: r.settings.coef, score: r.result.trait_score, coherence: r.result.coherence });
-    const series = `positive prompt, coef ${r.settings.coef}`;
+    const series = `positive system prompt, coef ${r.settings.coef}`;
     rows.push({ trait, layer: r.settings.layer, series, coef: r.settings.coef, system: 'positive', metric: 'trait score', value: r.result.trait_score });
     rows.push({ trait, layer: r.settings.layer, series, coef: r.settings.coef, system: 'positive', metric: 'coherence', value: r.result.coherence });
   }
@@ -254,6 +254,12 @@ export function steeringFigure(trait: string, rows: Row[], s: TraitSteeringSumma
     width: 300,
     height: 240,
   });
+  // Series in coefficient order (not alphabetical), readable legend, upright layer labels.
+  const order = [...new Map(rows.map((r) => [r.series as string, [r.system === 'positive' ? 1 : 0, r.coef as number]] as const)).entries()].sort((a, b) => a[1][0] - b[1][0] || a[1][1] - b[1][1]).map(([k]) => k);
+  for (const l of line.layer as { encoding: Record<string, Record<string, unknown>> }[]) {
+    l.encoding.color = { ...l.encoding.color, sort: order, legend: { labelLimit: 320 } };
+    l.encoding.x = { ...l.encoding.x, axis: { labelAngle: 0 } };
+  }
   // Two panels (trait score | coherence) over the same rows: a facet on the metric column.
   const { layer, width, height, data, ...top } = line;
   const spec = { ...top, data, facet: { column: { field: 'metric', type: 'nominal', title: null, sort: ['trait score', 'coherence'] } }, spec: { width, height, layer } };
@@ -314,3 +320,20 @@ registerStudy<SteeringCell, SteeringResult>('steering', {
     return { summary: { steering: summary }, figures };
   },
 });
+
+/** One row per trait of a steering summary (`summary.steering`), for printing with formatTable. */
+export function steeringTable(steering: Record<string, TraitSteeringSummary>): TableRow[] {
+  return Object.entries(steering).map(([trait, s]) => ({
+    trait,
+    'steer layer': s.layer,
+    unsteered: s.unsteered_score,
+    'max score': s.max_score,
+    [`best coherent (≥${COHERENT})`]: s.best_coherent_score,
+    monotonic: s.monotonic,
+    'negative drop': s.negative_drop,
+    ...(s.negative ? { 'neg coef': s.negative.coef } : {}),
+    'Δ at max coef': s.effect.delta,
+    'Δ 95% CI': s.effect.ci ? `[${fmt1(s.effect.ci.lo)}, ${fmt1(s.effect.ci.hi)}]` : null,
+    'random Δ p97.5': s.effect.random_null ? s.effect.random_null.p975 : null,
+  }));
+}

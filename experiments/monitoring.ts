@@ -1,0 +1,34 @@
+/**
+ * Entry point of the monitoring study on the organism (see lib/experiment/studies/monitoring.ts):
+ *
+ *   node dist/experiments/monitoring.js [CONFIG] [--backend wasm]     (default CONFIG: configs/organism/monitoring.yaml)
+ *
+ * Same as `persona run CONFIG`, then prints the summary table. Resumes after any interruption.
+ */
+import * as fs from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { BackendRequest, useBackend } from '../lib/backend';
+import { PersonaError } from '../lib/errors';
+import { loadExperiment, runExperiment } from '../lib/experiment';
+import { formatTable } from '../lib/experiment/studies/organism-common';
+import { monitoringTable } from '../lib/experiment/studies/monitoring';
+
+async function main(): Promise<void> {
+  const argv = yargs(hideBin(process.argv))
+    .usage('$0 [config]')
+    .option('backend', { type: 'string', default: 'wasm' })
+    .option('progress', { type: 'boolean', default: true })
+    .strict()
+    .parseSync();
+  const exp = loadExperiment(String(argv._[0] ?? 'configs/organism/monitoring.yaml'));
+  await useBackend(argv.backend as BackendRequest, (m) => process.stderr.write(`${m}\n`));
+  const r = await runExperiment(exp, { progress: argv.progress, log: (m) => process.stderr.write(`monitoring: ${m}\n`) });
+  const summary = JSON.parse(fs.readFileSync(r.collected!.summaryFile, 'utf8'));
+  process.stdout.write(formatTable(monitoringTable(summary.monitoring)) + `${r.collected!.summaryFile}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`monitoring: ${e instanceof PersonaError ? e.message : (e as Error).stack}\n`);
+  process.exit(1);
+});
