@@ -3,3 +3,4 @@ import './steer-norm';
 import './steering';
 import './monitoring';
 import './shift';
+import './mitigation';
