@@ -4,3 +4,4 @@ import './steering';
 import './monitoring';
 import './shift';
 import './mitigation';
+import './screening';
