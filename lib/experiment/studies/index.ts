@@ -5,3 +5,4 @@ import './monitoring';
 import './shift';
 import './mitigation';
 import './screening';
+import './paper';
