@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../io/atomic';
+import { TRAITS } from '../../organism/grammar';
 import { FigureSpec, Row, lineChart, rowsToCsv, scatterWithFit } from '../../plot';
 import { CellResult, registerStudy } from '../study';
 import {
@@ -23,6 +24,7 @@ import {
   OrganismCell,
   TableRow,
   cellArtifacts,
+  cellJudges,
   finite,
   gradedSystemConditions,
   loadOrganism,
@@ -47,6 +49,7 @@ export const monitoringSchema = z
       .default(DEFAULT_SHOTS)
       .describe('Many-shot conditions: k example turns whose answers show the trait at strength level/4'),
     layer: z.number().int().min(1).optional().describe('Monitor layer; default: chosen by monitoring quality (max per-sample r on even-indexed questions)'),
+    layer_by_trait: z.record(z.string(), z.number().int().min(1)).optional().describe("Monitor layer per trait (e.g. the paper's {evil: 20, sycophantic: 20, hallucinating: 16} for Qwen2.5-7B); overrides layer"),
     layer_samples: z.number().int().min(1).default(4).describe('Answers per (system prompt, question) used to choose the monitor layer (same rollouts as prompts: system with this many samples)'),
     null_directions: z.number().int().min(20).default(20).describe('Norm-matched random directions in the null of r'),
     bootstrap_reps: z.number().int().min(10).default(1000).describe('Bootstrap resamples of each confidence interval'),
@@ -68,15 +71,20 @@ export interface MonitoringResult extends MonitorStats, Record<string, unknown> 
 registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
   description: 'Last-prompt-token projection onto the persona vector vs trait score under graded system prompts and many-shot prompts (paper Fig. 4, Table 2)',
   schema: monitoringSchema,
-  validate(_config, ctx) {
+  validate(config, ctx) {
     validateOrganism(ctx, ['layer']);
+    for (const { value, keyPath } of ctx.valuesOf('layer_by_trait'))
+      for (const k of Object.keys((value as Record<string, number> | undefined) ?? {}))
+        if (!TRAITS.includes(k as never)) ctx.fail([...keyPath, k], `unknown trait '${k}' (one of ${TRAITS.join(', ')})`);
+    void config;
   },
   async runCell(cell, ctx) {
     const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
     const arts = cellArtifacts(cell, ctx.resolvePath);
     const seed = ctx.config.seed;
-    const vec = await organismVector(ctx, org, cell, arts.extract, seed);
-    const { choice, data: systemData } = await organismMonitorLayer(ctx, org, cell, arts, vec.vector, seed, { samples: cell.layer_samples, layer: cell.layer });
+    const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);
+    const vec = await organismVector(ctx, org, cell, arts.extract, seed, judges);
+    const { choice, data: systemData } = await organismMonitorLayer(ctx, org, cell, arts, vec.vector, seed, { samples: cell.layer_samples, layer: cell.layer_by_trait?.[cell.trait] ?? cell.layer, judges });
     const data =
       cell.prompts === 'system' && cell.samples === cell.layer_samples
         ? systemData
@@ -89,6 +97,7 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
             temperature: cell.temperature,
             batchSize: cell.batch_size,
             seed: `${seed}/monitor-${cell.prompts === 'system' ? 'system' : 'many-shot'}`,
+            judges,
           });
     const L = choice.layer;
     const stats = monitorStats(data, vec.vector, L, { nullCount: cell.null_directions, bootstrapReps: cell.bootstrap_reps, seed: `${seed}/monitoring/${cell.trait}/${cell.prompts}` });
@@ -96,7 +105,7 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
     const proj = promptProjections(data, L, vec.vector.unit(L));
     const sampleRows: Row[] = data.samples.map((s) => {
       const p = data.prompts[s.prompt];
-      return { condition: data.conditions[p.condition].label, grade: data.conditions[p.condition].grade, question: p.question, projection: proj[s.prompt], trait_score: s.score, coherence: s.coherence };
+      return { condition: data.conditions[p.condition].label, grade: data.conditions[p.condition].grade, question: p.question, projection: proj[s.prompt], trait_score: s.score, coherence: finite(s.coherence) };
     });
     writeFileAtomic(path.join(ctx.dir, 'samples.csv'), rowsToCsv(sampleRows));
     const heldout = choice.byLayer.find((b) => b.layer === L)?.r_heldout ?? null;

@@ -17,6 +17,10 @@ import { captureActivations } from '../../model/capture';
 import { readModelConfig } from '../../model/config';
 import type { Intervention } from '../../model/interventions';
 import type { LinearAdapter } from '../../model/transformer';
+import { COHERENCE_PROMPT_NAME, loadJudgePrompts, selectJudgePrompt } from '../../judge/judge';
+import { JudgeCache } from '../../judge/cache';
+import { createCoherenceJudge, createOpenAIJudge } from '../../judge/openai-logprob';
+import { OpenAIClient } from '../../llm/openai';
 import { OrganismJudge } from '../../organism/judge';
 import { TRAITS, Trait } from '../../organism/grammar';
 import { GRADED_ADVERBS, LEVELS, TRAIT_DOMAINS, makeAnswer, makeQuestion, makeRng, pick, systemPrompt } from '../../organism/generator';
@@ -42,6 +46,19 @@ import { modelFingerprint } from './steer-norm';
 export const TRAIT_ENUM = z.enum(TRAITS as unknown as [Trait, ...Trait[]]);
 
 /** Fields of the model, the rollouts and the persona vector; spread into a study's z.object({...}). */
+/** Who scores the rollouts: the organism's exact judge, or the paper's logprob judge through an OpenAI-compatible API. */
+export const judgeSchema = z
+  .object({
+    type: z.enum(['organism', 'openai']).default('organism').describe('organism (exact, offline) | openai (the paper\'s logprob judge; needs OPENAI_API_KEY)'),
+    model: z.string().default('gpt-4.1-mini').describe('Judge model (openai)'),
+    base_url: z.string().optional().describe('OpenAI-compatible endpoint (default $OPENAI_BASE_URL, else api.openai.com)'),
+    concurrency: z.number().int().min(1).default(8).describe('Judge requests in flight (openai)'),
+    prompts: z.string().optional().describe("Judge prompts JSON (the paper's judge_prompts.json) for the coherence prompt, relative to the config file; trait prompts are the artifacts' eval_prompt"),
+  })
+  .strict();
+
+export type JudgeSettings = z.infer<typeof judgeSchema>;
+
 export const organismFields = {
   model: z.string().describe('Organism checkpoint directory (Hugging Face layout), relative to the config file'),
   artifacts: z.string().optional().describe('Trait artifact directory (trait_data_extract/, trait_data_eval/), relative to the config file; default <model>/artifacts'),
@@ -53,6 +70,7 @@ export const organismFields = {
   extract_method: z.enum(['response_avg_diff', 'prompt_avg_diff', 'prompt_last_diff']).default('response_avg_diff').describe('Persona-vector method (paper: response_avg_diff)'),
   extract_threshold: z.number().min(0).max(100).default(50).describe('Extraction filter: pos trait ≥ t, neg trait < 100 − t (paper: 50)'),
   extract_coherence_min: z.number().min(0).max(100).default(50).describe('Extraction filter: coherence of both answers ≥ this (paper: 50)'),
+  judge: judgeSchema.default(judgeSchema.parse({})).describe('Judge of trait and coherence (mapping, keys judge.type, judge.model, …)'),
 };
 
 export interface OrganismCell {
@@ -66,6 +84,7 @@ export interface OrganismCell {
   extract_method: ExtractionMethod;
   extract_threshold: number;
   extract_coherence_min: number;
+  judge: JudgeSettings;
 }
 
 /** Checks the model directory, the trait artifact files and every layer against the model; errors name the key. */
@@ -122,6 +141,22 @@ export function organismJudges(trait: Trait): RolloutJudges {
   return { trait: new OrganismJudge(trait), coherence: new OrganismJudge('coherence') };
 }
 
+/**
+ * The judges a cell asks for: the organism judge, or the paper's logprob judge (trait prompt = the eval
+ * artifacts' eval_prompt) with its answers cached in <cache>/judge/<model>.jsonl, one client per process.
+ */
+export function cellJudges(env: OrganismEnv, cell: Pick<OrganismCell, 'trait' | 'judge'>, evalArtifacts: TraitArtifacts, resolvePath: (p: string) => string): RolloutJudges {
+  const j = cell.judge;
+  if (j.type === 'organism') return organismJudges(cell.trait);
+  const client = env.shared(`openai-client:${j.model}:${j.base_url ?? ''}`, () => new OpenAIClient({ model: j.model, baseURL: j.base_url, concurrency: j.concurrency }));
+  const store = env.shared(`judge-cache:${env.cache.root}:${j.model}`, () => new JudgeCache(path.join(env.cache.root, 'judge', `${j.model.replace(/[^A-Za-z0-9._-]+/g, '_')}.jsonl`)));
+  const coherenceTemplate = j.prompts !== undefined ? selectJudgePrompt(loadJudgePrompts(resolvePath(j.prompts)), COHERENCE_PROMPT_NAME, j.prompts) : undefined;
+  return {
+    trait: createOpenAIJudge({ client, template: evalArtifacts.eval_prompt, cache: store, name: `${cell.trait}_eval_prompt` }),
+    coherence: createCoherenceJudge({ client, template: coherenceTemplate, cache: store }),
+  };
+}
+
 /** Trait artifacts of a cell: `artifacts` (resolved by the caller) or <model>/artifacts. */
 export function cellArtifacts(cell: Pick<OrganismCell, 'trait' | 'artifacts' | 'model'>, resolvePath: (p: string) => string): { extract: TraitArtifacts; eval: TraitArtifacts; dir: string } {
   const dir = cell.artifacts !== undefined ? resolvePath(cell.artifacts) : path.join(resolvePath(cell.model), 'artifacts');
@@ -139,6 +174,8 @@ export function interventionKey(ivs: readonly Intervention[]): unknown[] {
 
 export interface RolloutSpec {
   trait: Trait;
+  /** Default: the organism judges of `trait`. */
+  judges?: RolloutJudges;
   items: readonly RolloutItem[];
   maxNewTokens: number;
   temperature: number;
@@ -156,7 +193,7 @@ export interface RolloutSpec {
  */
 export async function cachedRollouts(env: OrganismEnv, org: LoadedOrganism, s: RolloutSpec): Promise<{ rows: RolloutRow[]; csv: string }> {
   if (s.adapters && !s.adaptersKey) throw new PersonaError('rollouts with adapters need an adaptersKey (what identifies the finetune) for the cache', { field: 'adapters' });
-  const judges = organismJudges(s.trait);
+  const judges = s.judges ?? organismJudges(s.trait);
   const key = {
     model: org.fingerprint,
     adapters: s.adaptersKey ?? null,
@@ -198,8 +235,7 @@ export interface VectorInfo {
 }
 
 /** The persona vector of a cell's settings, extracted once (paper pipeline, organism judges) and cached. */
-export async function organismVector(env: OrganismEnv, org: LoadedOrganism, cell: OrganismCell, artifacts: TraitArtifacts, seed: number): Promise<VectorInfo> {
-  const judges = organismJudges(cell.trait);
+export async function organismVector(env: OrganismEnv, org: LoadedOrganism, cell: OrganismCell, artifacts: TraitArtifacts, seed: number, judges: RolloutJudges = organismJudges(cell.trait)): Promise<VectorInfo> {
   const key = {
     model: org.fingerprint,
     trait: cell.trait,
@@ -317,7 +353,7 @@ export interface MonitorData {
   hidden: number;
   /** Last-prompt-token activations [prompts, layers, hidden]. */
   acts: Float32Array;
-  /** One per rollout: its prompt, trait score and coherence (organism judge; never null). */
+  /** One per judged rollout: its prompt, trait score and coherence (NaN when the judge refused). */
   samples: { prompt: number; score: number; coherence: number }[];
 }
 
@@ -330,6 +366,7 @@ export interface MonitorDataOptions {
   temperature: number;
   batchSize: number;
   seed: string;
+  judges?: RolloutJudges;
 }
 
 /** Judged rollouts of every (condition, question) × samples (cached) and last-prompt activations at every layer. */
@@ -348,12 +385,13 @@ export async function monitorData(env: OrganismEnv, org: LoadedOrganism, o: Moni
       ids.push(t);
     }
     const items = base.flatMap((it) => Array.from({ length: o.samples }, () => it));
-    const { rows } = await cachedRollouts(env, org, { trait: o.trait, items, maxNewTokens: o.maxNewTokens, temperature: o.temperature, batchSize: o.batchSize, seed: `${o.seed}/${cond.label}` });
+    const { rows } = await cachedRollouts(env, org, { trait: o.trait, items, maxNewTokens: o.maxNewTokens, temperature: o.temperature, batchSize: o.batchSize, seed: `${o.seed}/${cond.label}`, judges: o.judges });
     base.forEach((_, q) => {
       prompts.push({ condition: c, question: q });
       for (let s = 0; s < o.samples; s++) {
         const r = rows[q * o.samples + s];
-        samples.push({ prompt: prompts.length - 1, score: r.score ?? 0, coherence: r.coherence ?? 0 });
+        // A refused trait score (API judges may refuse) leaves the sample out; the organism judge never refuses.
+        if (r.score !== null) samples.push({ prompt: prompts.length - 1, score: r.score, coherence: r.coherence ?? NaN });
       }
     });
   }
@@ -386,6 +424,11 @@ function sampleActs(d: MonitorData, layer: number, which: readonly number[]): Fl
     m.set(d.acts.subarray((p * d.layers.length + j) * H, (p * d.layers.length + j + 1) * H), i * H);
   });
   return m;
+}
+
+function meanFinite(xs: number[]): number {
+  const f = xs.filter(Number.isFinite);
+  return f.length ? mean(f) : NaN;
 }
 
 /** null for NaN/±Infinity (JSON cannot hold them; an undefined correlation is reported as null). */
@@ -445,7 +488,7 @@ export interface MonitorStats {
   /** Pooled within-condition r: projections and scores centred on their condition means (Table 2's within-condition). */
   within_condition_r: number | null;
   within_condition_by_condition: Record<string, number | null>;
-  conditions: { label: string; grade: number; projection_mean: number; trait_mean: number; coherence_mean: number }[];
+  conditions: { label: string; grade: number; projection_mean: number; trait_mean: number; coherence_mean: number | null }[];
 }
 
 /** Every monitoring statistic at one layer; the random-direction null matches the vector's norm at that layer. */
@@ -522,7 +565,7 @@ export function monitorStats(d: MonitorData, vector: PersonaVector, layer: numbe
     question_mean_r: finite(safePearson(qp, qs)),
     within_condition_r: finite(safePearson(cx, cy)),
     within_condition_by_condition: within,
-    conditions: present.map((c, i) => ({ label: d.conditions[c].label, grade: d.conditions[c].grade, projection_mean: pm[i], trait_mean: sm[i], coherence_mean: mean(condCoh[c]) })),
+    conditions: present.map((c, i) => ({ label: d.conditions[c].label, grade: d.conditions[c].grade, projection_mean: pm[i], trait_mean: sm[i], coherence_mean: finite(meanFinite(condCoh[c])) })),
   };
 }
 
@@ -536,7 +579,7 @@ export interface MonitorLayerOptions {
  * The monitor layer for a trait: rollouts under the graded system prompts on the eval questions (cached),
  * then chooseMonitorLayer. The shift study measures finetuning shifts at this layer.
  */
-export async function organismMonitorLayer(env: OrganismEnv, org: LoadedOrganism, cell: OrganismCell, artifacts: { eval: TraitArtifacts }, vector: PersonaVector, seed: number, o: MonitorLayerOptions): Promise<{ choice: LayerChoice; data: MonitorData }> {
+export async function organismMonitorLayer(env: OrganismEnv, org: LoadedOrganism, cell: OrganismCell, artifacts: { eval: TraitArtifacts }, vector: PersonaVector, seed: number, o: MonitorLayerOptions & { judges?: RolloutJudges }): Promise<{ choice: LayerChoice; data: MonitorData }> {
   const data = await monitorData(env, org, {
     trait: cell.trait,
     questions: artifacts.eval.questions,
@@ -546,6 +589,7 @@ export async function organismMonitorLayer(env: OrganismEnv, org: LoadedOrganism
     temperature: cell.temperature,
     batchSize: cell.batch_size,
     seed: `${seed}/monitor-system`,
+    judges: o.judges,
   });
   const choice = chooseMonitorLayer(data, vector, o.layer !== undefined ? [o.layer] : undefined);
   if (o.layer !== undefined) choice.rule = `fixed by the config (layer ${o.layer})`;

@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import { z } from 'zod';
+import { PersonaError } from '../../errors';
 import { POSITIONS, Positions, steer } from '../../model/interventions';
 import type { RolloutItem } from '../../persona/rollouts';
 import { assistantSystemPrompt } from '../../persona/rollouts';
@@ -24,7 +25,7 @@ import { bootstrapCI, gaussianSampler, mean, randomDirection, stderr } from '../
 import type { Row } from '../../plot';
 import { FigureSpec, lineChart } from '../../plot';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { OrganismCell, TableRow, cachedRollouts, cellArtifacts, finite, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
+import { OrganismCell, TableRow, cachedRollouts, cellJudges, cellArtifacts, finite, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
 
 export const COHERENT = 75;
 export const MONOTONE_TOLERANCE = 5;
@@ -55,9 +56,9 @@ export interface SteeringResult extends Record<string, unknown> {
   vector_norm: number;
   extraction_kept: number;
   extraction_total: number;
-  /** Per answer, in item order (paired across cells: same questions, same order). */
-  scores: number[];
-  coherences: number[];
+  /** Per answer, in item order (paired across cells: same questions, same order); null = judge refused. */
+  scores: (number | null)[];
+  coherences: (number | null)[];
 }
 
 /** Evaluation items: every question × samples; with system 'positive', question i gets instruction pair i mod 5. */
@@ -147,9 +148,10 @@ export function chooseSteeringLayer(findings: readonly LayerFindings[]): LayerFi
 }
 
 /** Mean of per-item differences b − a (paired by item) with a percentile bootstrap CI over items. */
-export function pairedDelta(a: readonly number[], b: readonly number[], seed: string, reps = 1000): { delta: number; ci: { lo: number; hi: number } | null } {
-  const n = Math.min(a.length, b.length);
-  const d = Array.from({ length: n }, (_, i) => b[i] - a[i]);
+export function pairedDelta(a: readonly (number | null)[], b: readonly (number | null)[], seed: string, reps = 1000): { delta: number; ci: { lo: number; hi: number } | null } {
+  const d: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== null && b[i] !== null) d.push((b[i] as number) - (a[i] as number));
+  const n = d.length;
   if (n === 0) return { delta: NaN, ci: null };
   const delta = mean(d);
   if (n < 3) return { delta, ci: null };
@@ -200,7 +202,7 @@ export function steeringTraitSummary(trait: string, results: readonly R[], seed 
   const top = at(grid, L, maxCoef);
   const eff = base && top && maxCoef !== 0 ? pairedDelta(base.result.scores, top.result.scores, `steering/${trait}/effect`) : { delta: NaN, ci: null };
   const randoms = mine.filter((r) => r.settings.direction === 'random' && r.settings.layer === L && r.settings.coef === maxCoef);
-  const randomNull = base ? nullStats(randoms.map((r) => mean(r.result.scores) - mean(base.result.scores))) : null;
+  const randomNull = base ? nullStats(randoms.map((r) => r.result.trait_score - base.result.trait_score)) : null;
   const rows: Row[] = [];
   for (const f of findings)
     for (const g of f.grid) {
@@ -279,7 +281,8 @@ registerStudy<SteeringCell, SteeringResult>('steering', {
     const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
     const arts = cellArtifacts(cell, ctx.resolvePath);
     const seed = ctx.config.seed;
-    const vec = await organismVector(ctx, org, cell, arts.extract, seed);
+    const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);
+    const vec = await organismVector(ctx, org, cell, arts.extract, seed, judges);
     const N = org.model.config.numLayers;
     const norm = vec.vector.norm(cell.layer);
     const direction =
@@ -288,15 +291,18 @@ registerStudy<SteeringCell, SteeringResult>('steering', {
         : randomDirection(org.model.config.hiddenSize, norm, gaussianSampler(seedrandom(`steering-null:${cell.trait}:${cell.layer}:${cell.random_seed}`)));
     const interventions = cell.coef === 0 ? [] : [steer(direction, cell.layer, cell.coef, cell.positions, N)];
     const items = steeringItems(cell, arts.eval.questions, arts.eval.instruction);
-    const { rows, csv } = await cachedRollouts(ctx, org, { trait: cell.trait, items, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: `${seed}/steering/${cell.system}`, interventions });
+    const { rows, csv } = await cachedRollouts(ctx, org, { trait: cell.trait, items, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: `${seed}/steering/${cell.system}`, interventions, judges });
     fs.copyFileSync(csv, path.join(ctx.dir, 'rollouts.csv'));
-    const scores = rows.map((r) => r.score ?? 0);
-    const coh = rows.map((r) => r.coherence ?? 0);
+    const scores = rows.map((r) => r.score);
+    const coh = rows.map((r) => r.coherence);
+    const t = scores.filter((x): x is number => x !== null);
+    const c = coh.filter((x): x is number => x !== null);
+    if (!t.length || !c.length) throw new PersonaError(`the judge gave no ${t.length ? 'coherence' : 'trait'} score for any of ${rows.length} answers`, { file: csv });
     return {
-      trait_score: mean(scores),
-      trait_stderr: finite(stderr(scores)),
-      coherence: mean(coh),
-      coherence_stderr: finite(stderr(coh)),
+      trait_score: mean(t),
+      trait_stderr: finite(stderr(t)),
+      coherence: mean(c),
+      coherence_stderr: finite(stderr(c)),
       n: rows.length,
       vector_norm: norm,
       extraction_kept: vec.kept,
