@@ -116,6 +116,8 @@ function writeYaml(text: string): string {
 }
 
 test('finetune config files: defaults overridden field by field; unknown fields and wrong types are named', () => {
+  // The shipped config file states the defaults.
+  expect(finetuneConfigFrom(path.join(__dirname, '../../configs/organism/finetune/lora.yaml'))).toEqual(DEFAULT_FINETUNE);
   expect(finetuneConfigFrom(writeYaml('learning_rate: 0.002\nr: 8\n'))).toMatchObject({ learning_rate: 0.002, r: 8, lora_alpha: 32, samples: 1000 });
   const bad = writeYaml('learning_rat: 0.002\n');
   expect(() => finetuneConfigFrom(bad)).toThrow(PersonaError);
