@@ -35,7 +35,7 @@ import { parseTrainConfig } from '../../train/config';
 import { runTraining } from '../../train/trainer';
 import { sha256Hex } from '../hash';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
+import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, cellJudges, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
 import { EvalSettings, TraitEval, cachedFinetune, evalTrait, finetuneConfig, finetuneOverrides, withFinetune } from './shift';
 
 export const ARMS = ['plain', 'inference', 'preventative_single', 'preventative_all', 'preventative_random', 'caft', 'projection_reg'] as const;
@@ -69,7 +69,8 @@ export const mitigationSchema = z
     caft_layers: z.enum(['all', 'steer']).default('all').describe('CAFT ablates at every layer, or at the steering layer only'),
     projection_weights: z.array(z.number().positive()).default([1]).describe('Projection regularization weights λ (penalty on the change of the projection at the steering layer)'),
     samples: z.number().int().min(1).default(4).describe('Answers per eval question'),
-    capability: z.boolean().default(true).describe('Measure capability (lib/organism capabilityAccuracy, 144 held-out fact questions, greedy)'),
+    capability: z.boolean().default(true).describe('Measure capability (lib/organism capabilityAccuracy on held-out fact and multiple-choice questions, greedy)'),
+    capability_items: z.number().int().min(1).max(144).default(144).describe('Capability items used: all 144, or this many evenly spaced (facts and multiple choice alike)'),
     coherence_min: z.number().min(0).max(100).default(85).describe('Preventative setting reported: coherence at least this'),
     capability_tolerance: z.number().min(0).default(5).describe('… and capability at most this many points below plain finetuning'),
     finetune: finetuneOverrides.default({}).describe('Overrides of the organism LoRA recipe (lib/organism/finetune.ts)'),
@@ -132,8 +133,10 @@ export function resolveSteerLayer(cell: Pick<MitigationCell, 'steer_layer' | 'st
 }
 
 /** Capability of a model variant: greedy answers to the held-out capability items, cached. Points 0–100. */
-export async function organismCapability(env: OrganismEnv, org: LoadedOrganism, s: { maxNewTokens: number; batchSize: number }, variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[] } = {}): Promise<number> {
-  const items = capabilityItems(0);
+export async function organismCapability(env: OrganismEnv, org: LoadedOrganism, s: { maxNewTokens: number; batchSize: number; items?: number }, variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[] } = {}): Promise<number> {
+  const all = capabilityItems(0);
+  const n = s.items ?? all.length;
+  const items = all.filter((_, i) => Math.floor((i * n) / all.length) !== Math.floor(((i - 1) * n) / all.length) || i === 0).slice(0, n);
   const { rows } = await cachedRollouts(env, org, {
     trait: 'evil',
     items: items.map((c) => ({ question: c.question, questionId: c.id })),
@@ -203,12 +206,13 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
     const N = org.model.config.numLayers;
     const L = resolveSteerLayer(cell, N);
     const arts = cellArtifacts(cell as OrganismCell, ctx.resolvePath);
-    const vec = (await organismVector(ctx, org, cell as OrganismCell, arts.extract, seed)).vector;
+    const judges = cellJudges(ctx, cell as OrganismCell, arts.eval, ctx.resolvePath);
+    const vec = (await organismVector(ctx, org, cell as OrganismCell, arts.extract, seed, judges)).vector;
     const cfg = finetuneConfig(cell.finetune);
     const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
-    const capS = { maxNewTokens: cell.max_new_tokens, batchSize: cell.batch_size };
+    const capS = { maxNewTokens: cell.max_new_tokens, batchSize: cell.batch_size, items: cell.capability_items };
     const questions = arts.eval.questions;
-    const base = await evalTrait(ctx, org, cell.trait, questions, evalS);
+    const base = await evalTrait(ctx, org, cell.trait, questions, evalS, { judges });
     const baseCap = cell.capability ? await organismCapability(ctx, org, capS) : null;
 
     let scored: { ev: TraitEval; cap: number | null; finetune: string };
@@ -216,7 +220,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
       const run = cachedFinetune(ctx, org, cell.kind, cell.version, cfg);
       const interventions = cell.arm === 'inference' ? [steer(vec.layer(L), L, -cell.coef, cell.positions, N)] : [];
       scored = await withFinetune(org, run, async (adapters) => ({
-        ev: await evalTrait(ctx, org, cell.trait, questions, evalS, { adapters, adaptersKey: run.key, interventions }),
+        ev: await evalTrait(ctx, org, cell.trait, questions, evalS, { adapters, adaptersKey: run.key, interventions, judges }),
         cap: cell.capability ? await organismCapability(ctx, org, capS, { adapters, adaptersKey: run.key, interventions }) : null,
         finetune: run.key,
       }));
@@ -235,7 +239,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
       try {
         const adapters = lora.adapters();
         scored = {
-          ev: await evalTrait(ctx, org, cell.trait, questions, evalS, { adapters, adaptersKey: `iv:${ft.key}` }),
+          ev: await evalTrait(ctx, org, cell.trait, questions, evalS, { adapters, adaptersKey: `iv:${ft.key}`, judges }),
           cap: cell.capability ? await organismCapability(ctx, org, capS, { adapters, adaptersKey: `iv:${ft.key}` }) : null,
           finetune: ft.key,
         };

@@ -138,7 +138,7 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
       for (let i = 0; i < n; i++) for (let h = 0; h < H; h++) meanDiff[h] += diffs[i * H + h] / n;
       const datasetMean = Array.from(pd.diff).reduce((a, b) => a + b, 0) / n;
       const nl = randomDirectionNull((d) => project(meanDiff, 1, H, d)[0], dir, { count: cell.null_directions, seed: `${seed}/screening-null/${t}` });
-      const after = await withFinetune(org, run, (adapters) => evalTrait(ctx, org, t, tc.artifacts.eval.questions, evalS, { adapters, adaptersKey: run.key }));
+      const after = await withFinetune(org, run, (adapters) => evalTrait(ctx, org, t, tc.artifacts.eval.questions, evalS, { adapters, adaptersKey: run.key, judges: tc.judges }));
       traits[t] = { layer: tc.layer, projection_diff: datasetMean, null_mean_abs: nl.meanAbs, null_p975: nl.p975, beats_null: Math.abs(datasetMean) > nl.p975, trait_after: after.trait };
       const diffsFile = `diffs_${t}.f32`;
       // Raw float32 [n, H]: the per-sample null of the AUROC needs the vectors, and JSON would be 10× larger.

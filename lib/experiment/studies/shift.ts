@@ -25,13 +25,13 @@ import { FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion } from
 import { FinetuneRun, OrganismFinetuneConfig, checkpointHash, finetuneConfigFrom, loadFinetune, organismFinetune } from '../../organism/finetune';
 import type { Trait } from '../../organism/grammar';
 import { TraitArtifacts } from '../../persona/artifacts';
-import { renderItemPrompt } from '../../persona/rollouts';
+import { RolloutJudges, renderItemPrompt } from '../../persona/rollouts';
 import { correlateShifts, finetuningShift } from '../../persona/shift';
 import { mean } from '../../persona/stats';
 import type { PersonaVector } from '../../persona/vector';
 import { FigureSpec, Row, lineChart, scatterWithFit } from '../../plot';
 import { CellResult, ValidateContext, registerStudy } from '../study';
-import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector } from './organism-common';
+import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector } from './organism-common';
 
 /** The traits the paper measures after finetuning (its finetuning datasets target these three). */
 export const SHIFT_TRAITS: Trait[] = ['evil', 'sycophantic', 'hallucinating'];
@@ -113,18 +113,29 @@ export async function evalTrait(
   trait: Trait,
   questions: readonly string[],
   s: EvalSettings,
-  variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[] } = {},
+  variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[]; judges?: RolloutJudges } = {},
 ): Promise<TraitEval> {
   const items = questions.flatMap((question, i) => Array.from({ length: s.samples }, () => ({ question, questionId: `${trait}_${i}_none` })));
   const { rows } = await cachedRollouts(env, org, { trait, items, maxNewTokens: s.maxNewTokens, temperature: s.temperature, batchSize: s.batchSize, seed: `${s.seed}/after-finetune/${trait}`, ...variant });
-  const per_question = questions.map((_, i) => mean(rows.slice(i * s.samples, (i + 1) * s.samples).map((r) => r.score ?? 0)));
-  return { trait: mean(rows.map((r) => r.score ?? 0)), coherence: mean(rows.map((r) => r.coherence ?? 0)), per_question, answers: rows.length };
+  // A refused score (API judges may refuse; the organism judge never does) is left out, not counted as 0.
+  const scored = (rs: typeof rows, f: 'score' | 'coherence') => rs.map((r) => r[f]).filter((v): v is number => v !== null && Number.isFinite(v));
+  const all = scored(rows, 'score');
+  if (!all.length) throw new PersonaError(`every ${trait} score was refused by the judge`, { field: 'judge' });
+  const overall = mean(all);
+  const per_question = questions.map((_, i) => {
+    const q = scored(rows.slice(i * s.samples, (i + 1) * s.samples), 'score');
+    return q.length ? mean(q) : overall;
+  });
+  const coh = scored(rows, 'coherence');
+  return { trait: overall, coherence: coh.length ? mean(coh) : NaN, per_question, answers: rows.length };
 }
 
 export interface TraitContext {
   cell: OrganismCell;
   artifacts: { extract: TraitArtifacts; eval: TraitArtifacts; dir: string };
   vector: PersonaVector;
+  /** The cell's judges of this trait (organism judge, or the configured API judge). */
+  judges: RolloutJudges;
   /** The trait's monitor layer (chosen by monitoring quality unless fixed). */
   layer: number;
   layerRule: string;
@@ -134,9 +145,10 @@ export interface TraitContext {
 export async function traitContext(env: OrganismEnv & { resolvePath(p: string): string }, org: LoadedOrganism, base: Omit<OrganismCell, 'trait'>, trait: Trait, seed: number, monitor: { samples: number; layer?: number }): Promise<TraitContext> {
   const cell = { ...base, trait } as OrganismCell;
   const artifacts = cellArtifacts(cell, env.resolvePath);
-  const v = await organismVector(env, org, cell, artifacts.extract, seed);
-  const { choice } = await organismMonitorLayer(env, org, cell, artifacts, v.vector, seed, monitor);
-  return { cell, artifacts, vector: v.vector, layer: choice.layer, layerRule: choice.rule };
+  const judges = cellJudges(env, cell, artifacts.eval, env.resolvePath);
+  const v = await organismVector(env, org, cell, artifacts.extract, seed, judges);
+  const { choice } = await organismMonitorLayer(env, org, cell, artifacts, v.vector, seed, { ...monitor, judges });
+  return { cell, artifacts, vector: v.vector, judges, layer: choice.layer, layerRule: choice.rule };
 }
 
 /** Checks the model, every layer field and the artifact files of every listed trait; errors name the key. */
@@ -233,10 +245,10 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
     for (const t of cell.traits) {
       const tc = await traitContext(ctx, org, cell, t, seed, { samples: cell.layer_samples, layer: cell.layer });
       const questions = tc.artifacts.eval.questions;
-      const base = await evalTrait(ctx, org, t, questions, evalS);
+      const base = await evalTrait(ctx, org, t, questions, evalS, { judges: tc.judges });
       const prompts = questions.map((q) => org.tokenizer.encode(renderItemPrompt(org.tokenizer, { question: q, questionId: '' })));
       const { after, sh } = await withFinetune(org, run, async (adapters) => ({
-        after: await evalTrait(ctx, org, t, questions, evalS, { adapters, adaptersKey: run.key }),
+        after: await evalTrait(ctx, org, t, questions, evalS, { adapters, adaptersKey: run.key, judges: tc.judges }),
         sh: finetuningShift({ base: { model: org.model }, finetuned: { model: org.model, adapters }, prompts, vector: tc.vector, layer: tc.layer, batchSize: cell.batch_size, seed: `${seed}/shift/${t}`, nullCount: cell.null_directions }),
       }));
       traits[t] = {
