@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Model } from '../../lib/model/checkpoint';
 import { generate, sampler } from '../../lib/model/generate';
-import { interventionHooks, steer } from '../../lib/model/interventions';
+import { ablate, interventionHooks, steer } from '../../lib/model/interventions';
 import { disposeCache } from '../../lib/model/transformer';
 import { benchForward, benchGenerate } from '../../lib/model/bench';
 import { FIXTURE_ROOT } from '../support/hf-parity';
@@ -63,6 +63,22 @@ test('positions "prompt" steers the prefill only: the first token changes like "
   out.logits!.dispose();
   disposeCache(out.cache);
   expect(generate(model, { prompts: [row] }, { greedy: true, maxNewTokens: 4, eosTokenIds: [], interventions: [steer(v, 2, 8, 'prompt')] }).tokens[0]).toEqual(byHand);
+});
+
+test('several interventions at once: two steers on one layer add up; layers combine with ablation', () => {
+  const v = new Float32Array(model.config.hiddenSize).map((_, i) => Math.cos(i));
+  const logits = (ivs: ReturnType<typeof steer>[]) => {
+    const out = model.forward({ ids: prompts.slice(0, 1) }, { hooks: interventionHooks(ivs, model.config) });
+    const a = Array.from(out.logits!.dataSync());
+    out.logits!.dispose();
+    return a;
+  };
+  const twice = logits([steer(v, 2, 1.5), steer(v, 2, 1.5)]);
+  const once = logits([steer(v, 2, 3)]);
+  expect(Math.max(...twice.map((x, i) => Math.abs(x - once[i])))).toBeLessThan(1e-4);
+  const both = logits([steer(v, 1, 2), ablate(v, 3)]);
+  const onlySteer = logits([steer(v, 1, 2)]);
+  expect(Math.max(...both.map((x, i) => Math.abs(x - onlySteer[i])))).toBeGreaterThan(1e-3);
 });
 
 test('bench reports positive speeds and leaves no tensors behind', () => {
