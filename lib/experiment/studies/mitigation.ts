@@ -36,7 +36,7 @@ import { runTraining } from '../../train/trainer';
 import { sha256Hex } from '../hash';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
 import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, cellJudges, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
-import { EvalSettings, TraitEval, cachedFinetune, evalTrait, finetuneConfig, finetuneOverrides, withFinetune } from './shift';
+import { EvalSettings, TraitEval, cachedFinetune, captionWith, evalTrait, finetuneConfig, finetuneOverrides, withFinetune } from './shift';
 
 export const ARMS = ['plain', 'inference', 'preventative_single', 'preventative_all', 'preventative_random', 'caft', 'projection_reg'] as const;
 export type Arm = (typeof ARMS)[number];
@@ -343,14 +343,13 @@ export function mitigationSummary(results: readonly R[], seed: number): { summar
     statistic: `${trait} drop (plain − preventative)`,
     value: (preventative.evil_drop as number | null) ?? NaN,
     ...(ci ? { ci: { ...ci, level: 0.95, reps } } : {}),
-    note: [
-      chosen ? `preventative: ${ARM_LABEL[chosen.result.arm]}, coef ${chosen.result.coef}, coherence ${fmt(chosen.result.coherence)}, capability change ${fmt(capChange(chosen))} points` : 'no preventative setting',
-      random ? `random-direction null (norm-matched, coef ${random.result.coef}): drop ${fmt(P.trait_score - random.result.trait_score)}` : 'no random-direction null run',
-      match ? `inference-time steering at the same ${trait} score (coef ≈ ${fmt(match.coef)}${match.reached ? '' : ', not reached'}): coherence ${fmt(match.coherence)}` : '',
-    ]
-      .filter(Boolean)
-      .join('; '),
   };
+  const notes = [
+    chosen ? `preventative: ${ARM_LABEL[chosen.result.arm]}, coef ${chosen.result.coef}: coherence ${fmt(chosen.result.coherence)}, capability change ${fmt(capChange(chosen))} points` : 'no preventative setting',
+    random ? `random-direction null (norm-matched, preventative, coef ${random.result.coef}): drop ${fmt(P.trait_score - random.result.trait_score)}` : 'no random-direction null run',
+    match ? `inference-time steering at the same ${trait} score (coef ≈ ${fmt(match.coef)}${match.reached ? '' : ', not reached'}): coherence ${fmt(match.coherence)}` : '',
+    `steering layer ${P.steer_layer}; plain finetuning and CAFT at coef 0; projection regularization at x = λ`,
+  ].filter(Boolean);
   const figures: FigureSpec[] = [];
   for (const [metric, title] of [
     ['trait_score', `${trait} score`],
@@ -367,7 +366,7 @@ export function mitigationSummary(results: readonly R[], seed: number): { summar
       xTitle: 'steering coefficient (projection regularization: weight λ)',
       yTitle: title,
       seriesTitle: 'method',
-      caption: metric === 'trait_score' ? caption : { ...caption, note: `${caption.note}; plain finetuning and CAFT at coef 0` },
+      caption: captionWith(caption, notes),
     });
     for (const l of spec.layer as { encoding: Record<string, Record<string, unknown>> }[]) l.encoding.color = { ...l.encoding.color, legend: { labelLimit: 320 } };
     figures.push({ name: `mitigation_${metric}`, rows: rs, spec });

@@ -30,7 +30,7 @@ import { FigureSpec, Row, histogramPair, scatterWithFit } from '../../plot';
 import { sha256Hex } from '../hash';
 import { CellResult, registerStudy } from '../study';
 import { LoadedOrganism, OrganismEnv, TRAIT_ENUM, finite, loadOrganism } from './organism-common';
-import { EvalSettings, SHIFT_TRAITS, cachedFinetune, configTraits, datasetName, evalTrait, finetuneConfig, finetuneOverrides, organismFieldsNoTrait, traitContext, validateMultiTrait, withFinetune } from './shift';
+import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneOverrides, organismFieldsNoTrait, traitContext, validateMultiTrait, withFinetune } from './shift';
 
 export const screeningSchema = z
   .object({
@@ -194,13 +194,15 @@ export function screeningSummary(results: readonly R[], runDir: string, seed: nu
           xTitle: `mean projection difference on the ${t} vector (layer ${layer})`,
           yTitle: `${t} score after finetuning`,
           colorTitle: 'dataset',
-          caption: {
-            statistic: 'r (across datasets)',
-            value: r ?? NaN,
-            ...(corr && Number.isFinite(corr.ci95.lo) ? { ci: { ...corr.ci95, level: 0.95, reps } } : {}),
-            ...(corr && Number.isFinite(corr.null.p975) ? { null: { meanAbs: corr.null.meanAbs, p975: corr.null.p975, count: nullCount } } : {}),
-            note: `n = ${mine.length} datasets, ${mine[0].result.samples} samples each; difference = dataset response − base model's own greedy response`,
-          },
+          caption: captionWith(
+            {
+              statistic: 'r (across datasets)',
+              value: r ?? NaN,
+              ...(corr && Number.isFinite(corr.ci95.lo) ? { ci: { ...corr.ci95, level: 0.95, reps } } : {}),
+              ...(corr && Number.isFinite(corr.null.p975) ? { null: { meanAbs: corr.null.meanAbs, p975: corr.null.p975, count: nullCount } } : {}),
+            },
+            [`n = ${mine.length} datasets, ${mine[0].result.samples} samples each`, "difference = dataset response − the base model's own greedy response (mean response activation)"],
+          ),
         }),
       });
   }
@@ -260,7 +262,7 @@ export function screeningSummary(results: readonly R[], runDir: string, seed: nu
         group: 'version',
         xTitle: `projection difference on the ${t} vector (layer ${nf.layer})`,
         groupTitle: 'dataset version',
-        caption: [...captionParts, `${t} datasets' samples vs the Normal ${t} dataset's samples (same questions); AUROC null = random directions (max of either orientation)`],
+        caption: [...captionParts, `${t} I / II samples vs the Normal ${t} dataset's samples (same questions)`, 'AUROC null: norm-matched random directions, either orientation'],
       });
       spec.encoding.color = { ...spec.encoding.color, sort: ['Normal', 'I', 'II'] };
       figures.push({ name: `screening_samples_${t}`, rows: hist, spec });

@@ -29,7 +29,7 @@ import { RolloutJudges, renderItemPrompt } from '../../persona/rollouts';
 import { correlateShifts, finetuningShift } from '../../persona/shift';
 import { mean } from '../../persona/stats';
 import type { PersonaVector } from '../../persona/vector';
-import { FigureSpec, Row, lineChart, scatterWithFit } from '../../plot';
+import { Caption, FigureSpec, Row, captionLines, lineChart, scatterWithFit } from '../../plot';
 import { CellResult, ValidateContext, registerStudy } from '../study';
 import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector } from './organism-common';
 
@@ -318,13 +318,10 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
         value: r ?? NaN,
         ...(corr && Number.isFinite(corr.ci95.lo) ? { ci: { ...corr.ci95, level: 0.95, reps } } : {}),
         ...(corr && Number.isFinite(corr.null.p975) ? { null: { meanAbs: corr.null.meanAbs, p975: corr.null.p975, count: nullCount } } : {}),
-        note: `n = ${mine.length} finetunes; shift = finetuned − base mean last-prompt activation on the ${t} eval prompts, projected on the unit ${t} vector at layer ${layer} (monitor layer)`,
       };
-      if (rows.length >= 2)
-        figures.push({
-          name: `shift_vs_trait_${t}`,
-          rows,
-          spec: scatterWithFit(rows, {
+      const notes = [`n = ${mine.length} finetunes; base model ${t} score ${mineBase(mine, t)}`, `shift = finetuned − base mean last-prompt activation on the ${t} eval prompts,`, `projected on the unit ${t} vector at layer ${layer} (the monitor layer)`];
+      if (rows.length >= 2) {
+        const scatter = scatterWithFit(rows, {
             title: `${t}: finetuning shift vs ${t} score after finetuning (Fig. 6)`,
             x: 'shift_projection',
             y: 'trait_score',
@@ -332,9 +329,11 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
             xTitle: `shift along the ${t} vector (layer ${layer})`,
             yTitle: `${t} score after finetuning`,
             colorTitle: 'dataset',
-            caption,
-          }),
-        });
+            caption: captionWith(caption, notes),
+          });
+        scatter.layer[0].encoding.shape = { field: 'version', type: 'nominal', title: 'version', sort: [...FINETUNE_VERSIONS] };
+        figures.push({ name: `shift_vs_trait_${t}`, rows, spec: scatter });
+      }
       const line = lineChart(rows, {
         title: `${t} score after finetuning on each dataset (Fig. 5)`,
         x: 'version',
@@ -344,15 +343,20 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
         xTitle: 'dataset version (normal → I → II)',
         yTitle: `${t} score (organism judge)`,
         seriesTitle: 'dataset',
-        caption: { ...caption, note: `base model: ${t} ${mineBase(mine, t)}; ${caption.note}` },
+        caption: captionWith(caption, notes),
       });
       // Versions in dataset order, not alphabetical.
-      for (const l of line.layer) l.encoding.x = { ...l.encoding.x, sort: [...FINETUNE_VERSIONS] };
+      for (const l of line.layer) l.encoding.x = { ...l.encoding.x, sort: [...FINETUNE_VERSIONS], axis: { labelAngle: 0 } };
       figures.push({ name: `trait_after_finetuning_${t}`, rows, spec: line });
     }
     return { summary: { shift: summary }, figures };
   },
 });
+
+/** Caption lines of a statistic (value, CI, null) followed by short note lines (one long line would widen the figure). */
+export function captionWith(c: Caption, notes: string[]): string[] {
+  return [...captionLines({ ...c, note: undefined }), ...notes];
+}
 
 function mineBase(mine: CellResult<ShiftCell, ShiftResult>[], t: string): string {
   const b = mine[0]?.result.traits[t]?.base_score;
