@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import type { Model } from './checkpoint';
 import { generate } from './generate';
+import { PersonaError } from '../errors';
 
 export interface BenchOptions {
   batch: number;
@@ -57,19 +58,18 @@ export function benchForward(model: Model, o: BenchOptions): BenchResult {
 }
 
 export function benchGenerate(model: Model, o: BenchOptions): BenchResult {
+  if (o.newTokens < 2) throw new PersonaError('bench generate needs at least 2 new tokens (one prefill, then decode steps)', { field: 'new-tokens' });
   const ids = randomPrompts(model, o);
+  /** Decode time per step measured inside generation: from the first token (end of prefill) to the last. */
   const run = () => {
-    const t0 = performance.now();
-    generate(model, { prompts: ids }, { greedy: true, maxNewTokens: o.newTokens, eosTokenIds: [] });
-    return performance.now() - t0;
+    const stamps: number[] = [];
+    generate(model, { prompts: ids }, { greedy: true, maxNewTokens: o.newTokens, eosTokenIds: [], onStep: () => stamps.push(performance.now()) });
+    return (stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1);
   };
   timePrefill(model, ids);
   run(); // warm-up
   const prefill = median(Array.from({ length: o.repeats }, () => timePrefill(model, ids)));
-  const total = median(Array.from({ length: o.repeats }, run));
-  // The first generated token comes from the prefill; the remaining newTokens − 1 are decode steps.
-  const steps = Math.max(1, o.newTokens - 1);
-  const msPerStep = Math.max(0, total - prefill) / steps;
+  const msPerStep = median(Array.from({ length: o.repeats }, run));
   return { ...summary(model, o, prefill), decode_ms_per_step: msPerStep, decode_tokens_per_s: (o.batch * 1000) / msPerStep };
 }
 
