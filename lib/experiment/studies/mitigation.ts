@@ -35,7 +35,7 @@ import { parseTrainConfig } from '../../train/config';
 import { runTraining } from '../../train/trainer';
 import { sha256Hex } from '../hash';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, cellJudges, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
+import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, cellJudges, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
 import { EvalSettings, TraitEval, cachedFinetune, captionWith, evalTrait, finetuneConfig, finetuneOverrides, withFinetune } from './shift';
 
 export const ARMS = ['plain', 'inference', 'preventative_single', 'preventative_all', 'preventative_random', 'caft', 'projection_reg'] as const;
@@ -387,3 +387,8 @@ export function mitigationSummary(results: readonly R[], seed: number): { summar
 }
 
 const fmt = (x: number | null) => (x === null || !Number.isFinite(x) ? 'n/a' : String(Math.round(x * 10) / 10));
+
+/** One row per mitigation setting of `summary.mitigation.settings`, for printing with formatTable. */
+export function mitigationTable(summary: { mitigation: { settings: Row[] } }): TableRow[] {
+  return summary.mitigation.settings.map((r) => ({ method: r.arm, coef: r.coef, trait: r.trait_score, coherence: r.coherence, capability: r.capability }));
+}

@@ -235,3 +235,8 @@ registerStudy<PaperCell, PaperResult>('paper', {
     return { summary: paperReport(subs) };
   },
 });
+
+/** One row per finding, for printing with formatTable. */
+export function findingsTable(findings: readonly Finding[]): { key: string; value: number | boolean | null; threshold: string; result: string }[] {
+  return findings.map((f) => ({ key: f.key, value: f.value, threshold: f.threshold, result: f.pass === null ? (f.value === null ? 'missing' : 'reported') : f.pass ? 'pass' : 'FAIL' }));
+}

@@ -29,7 +29,7 @@ import { project } from '../../persona/vector';
 import { FigureSpec, Row, histogramPair, scatterWithFit } from '../../plot';
 import { sha256Hex } from '../hash';
 import { CellResult, registerStudy } from '../study';
-import { LoadedOrganism, OrganismEnv, TRAIT_ENUM, finite, loadOrganism } from './organism-common';
+import { LoadedOrganism, TableRow, OrganismEnv, TRAIT_ENUM, finite, loadOrganism } from './organism-common';
 import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneOverrides, organismFieldsNoTrait, traitContext, validateMultiTrait, withFinetune } from './shift';
 
 export const screeningSchema = z
@@ -286,3 +286,15 @@ export function screeningSummary(results: readonly R[], runDir: string, seed: nu
 }
 
 const fmt = (x: number) => String(Math.round(x * 1000) / 1000);
+
+/** Dataset-level r per trait and the AUROCs of `summary.screening`, for printing with formatTable. */
+export function screeningTable(screening: { dataset_r_by_trait: Record<string, { r: number | null; null_p975: number | null; layer: number }>; auroc: Record<string, number | null> }): TableRow[] {
+  return Object.entries(screening.dataset_r_by_trait).map(([trait, s]) => ({
+    trait,
+    layer: s.layer,
+    'dataset r': s.r,
+    'null p97.5': s.null_p975,
+    'AUROC II': screening.auroc[`${trait}_II`] ?? null,
+    'AUROC I': screening.auroc[`${trait}_I`] ?? null,
+  }));
+}

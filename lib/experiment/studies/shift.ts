@@ -31,7 +31,7 @@ import { mean } from '../../persona/stats';
 import type { PersonaVector } from '../../persona/vector';
 import { Caption, FigureSpec, Row, captionLines, lineChart, scatterWithFit } from '../../plot';
 import { CellResult, ValidateContext, registerStudy } from '../study';
-import { LoadedOrganism, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector } from './organism-common';
+import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector } from './organism-common';
 
 /** The traits the paper measures after finetuning (its finetuning datasets target these three). */
 export const SHIFT_TRAITS: Trait[] = ['evil', 'sycophantic', 'hallucinating'];
@@ -361,4 +361,18 @@ export function captionWith(c: Caption, notes: string[]): string[] {
 function mineBase(mine: CellResult<ShiftCell, ShiftResult>[], t: string): string {
   const b = mine[0]?.result.traits[t]?.base_score;
   return b === undefined ? 'n/a' : String(Math.round(b * 10) / 10);
+}
+
+/** One row per trait of `summary.shift`, for printing with formatTable. */
+export function shiftTable(shift: Record<string, { r: number | null; r_ci: { lo: number; hi: number } | null; null_p975: number | null; n: number; layer: number; base_score: number; pass: boolean }>): TableRow[] {
+  return Object.entries(shift).map(([trait, s]) => ({
+    trait,
+    layer: s.layer,
+    datasets: s.n,
+    'base score': s.base_score,
+    r: s.r,
+    '95% CI': s.r_ci ? `[${s.r_ci.lo.toFixed(2)}, ${s.r_ci.hi.toFixed(2)}]` : null,
+    'null p97.5': s.null_p975,
+    'r ≥ 0.75': s.pass,
+  }));
 }
