@@ -142,13 +142,26 @@ export interface TraitContext {
 }
 
 /** Vector and monitor layer of a trait (both cached; the same the monitoring study computes for the same settings). */
-export async function traitContext(env: OrganismEnv & { resolvePath(p: string): string }, org: LoadedOrganism, base: Omit<OrganismCell, 'trait'>, trait: Trait, seed: number, monitor: { samples: number; layer?: number }): Promise<TraitContext> {
+export function traitContext(env: OrganismEnv & { resolvePath(p: string): string }, org: LoadedOrganism, base: Omit<OrganismCell, 'trait'>, trait: Trait, seed: number, monitor: { samples: number; layer?: number }): Promise<TraitContext> {
   const cell = { ...base, trait } as OrganismCell;
-  const artifacts = cellArtifacts(cell, env.resolvePath);
-  const judges = cellJudges(env, cell, artifacts.eval, env.resolvePath);
-  const v = await organismVector(env, org, cell, artifacts.extract, seed, judges);
-  const { choice } = await organismMonitorLayer(env, org, cell, artifacts, v.vector, seed, { ...monitor, judges });
-  return { cell, artifacts, vector: v.vector, judges, layer: choice.layer, layerRule: choice.rule };
+  // Every cell of a run asks for the same few contexts: computed once per process (the parts are cached on disk anyway).
+  const memo = {
+    dir: org.dir,
+    trait,
+    artifacts: cell.artifacts ?? null,
+    judge: cell.judge,
+    extract: [cell.extract_samples, cell.extract_method, cell.extract_threshold, cell.extract_coherence_min],
+    gen: [cell.temperature, cell.max_new_tokens, cell.batch_size],
+    seed,
+    monitor,
+  };
+  return env.shared(`trait-context:${JSON.stringify(memo)}`, async () => {
+    const artifacts = cellArtifacts(cell, env.resolvePath);
+    const judges = cellJudges(env, cell, artifacts.eval, env.resolvePath);
+    const v = await organismVector(env, org, cell, artifacts.extract, seed, judges);
+    const { choice } = await organismMonitorLayer(env, org, cell, artifacts, v.vector, seed, { ...monitor, judges });
+    return { cell, artifacts, vector: v.vector, judges, layer: choice.layer, layerRule: choice.rule };
+  });
 }
 
 /** Checks the model, every layer field and the artifact files of every listed trait; errors name the key. */
