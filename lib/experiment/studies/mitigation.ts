@@ -44,12 +44,12 @@ const PREVENTATIVE: Arm[] = ['preventative_single', 'preventative_all'];
 
 export const ARM_LABEL: Record<Arm, string> = {
   plain: 'plain finetuning',
-  inference: 'inference-time steering (−coef·v)',
-  preventative_single: 'preventative steering, steering layer',
-  preventative_all: 'preventative steering, all layers',
-  preventative_random: 'preventative, random direction',
-  caft: 'CAFT (ablation during finetuning)',
-  projection_reg: 'projection regularization (x = weight)',
+  inference: 'inference steering (−coef·v)',
+  preventative_single: 'preventative, one layer',
+  preventative_all: 'preventative, all layers',
+  preventative_random: 'preventative, random dir.',
+  caft: 'CAFT (ablation)',
+  projection_reg: 'projection reg. (x = λ)',
 };
 
 export const mitigationSchema = z
@@ -368,7 +368,7 @@ export function mitigationSummary(results: readonly R[], seed: number): { summar
       seriesTitle: 'method',
       caption: captionWith(caption, notes),
     });
-    for (const l of spec.layer as { encoding: Record<string, Record<string, unknown>> }[]) l.encoding.color = { ...l.encoding.color, legend: { labelLimit: 320 } };
+    for (const l of spec.layer as { encoding: Record<string, Record<string, unknown>> }[]) l.encoding.color = { ...l.encoding.color, sort: ARMS.map((a) => ARM_LABEL[a]), legend: { labelLimit: 320 } };
     figures.push({ name: `mitigation_${metric}`, rows: rs, spec });
   }
   const summary = {
