@@ -28,6 +28,7 @@ import { GRADED_ADVERBS } from './generator';
 import { TRAITS, Trait } from './grammar';
 import { OrganismJudge } from './judge';
 import { judgeCalibration } from './validate';
+import { pearson } from '../persona/stats';
 
 /**
  * runRollouts always samples (temperature defaults to 1 and must be > 0); a temperature this small makes
@@ -206,21 +207,24 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     lap('extract');
     const N = model.config.numLayers;
     const conditions = gradedConditions(artifacts.evil.eval, 'evil');
-    const monitorByLayer: { layer: number; r: number; ci95: { lo: number; hi: number }; nullP975: number; beatsNull: boolean }[] = [];
+    const monitorByLayer: { layer: number; r: number; ci95: { lo: number; hi: number }; nullP975: number; beatsNull: boolean; r_within_question: number }[] = [];
     let conditionMeans: { label: string; traitMean: number; projectionMean: number }[] = [];
     for (let L = 1; L <= N; L++) {
       const m = await monitorProjections({
         model, tokenizer, vector, layer: L, trait: 'evil', questions: artifacts.evil.eval.questions, conditions, judges: judgesFor('evil'), outDir: path.join(runDir, 'monitor'),
         samples, maxNewTokens, temperature, batchSize, seed, bootstrapReps: 200,
       });
-      monitorByLayer.push({ layer: L, r: m.correlation.r, ci95: m.correlation.ci95, nullP975: m.correlation.null.p975, beatsNull: m.correlation.beatsNull });
+      monitorByLayer.push({ layer: L, r: m.correlation.r, ci95: m.correlation.ci95, nullP975: m.correlation.null.p975, beatsNull: m.correlation.beatsNull, r_within_question: withinQuestionR(m.prompts) });
       if (L === 1) conditionMeans = m.conditions.map((c) => ({ label: c.label, traitMean: c.traitMean, projectionMean: c.projectionMean }));
     }
-    const finite = monitorByLayer.filter((m) => Number.isFinite(m.r));
-    const best = finite.length ? finite.reduce((a, b) => (b.r > a.r ? b : a)) : null;
+    // Chosen by the within-question r: a question's domain fixes much of its evil score whatever the prompt
+    // (a wrong sum is evil under any system prompt), so the pooled r mixes question effects into what should
+    // measure how the projection follows the prompt-induced change in the trait. The pooled r is recorded too.
+    const finite = monitorByLayer.filter((m) => Number.isFinite(m.r_within_question));
+    const best = finite.length ? finite.reduce((a, b) => (b.r_within_question > a.r_within_question ? b : a)) : null;
     const layer = best ? best.layer : Math.max(1, Math.floor(N / 2));
     const layerReason = best
-      ? `highest Pearson r (${best.r.toFixed(3)}) between the last-prompt-token projection on the evil vector and the evil score of the answer, over the evil eval questions under graded system prompts (${conditions.map((c) => c.label).join(', ')})`
+      ? `highest within-question Pearson r (${best.r_within_question.toFixed(3)}; pooled r ${best.r.toFixed(3)}) between the last-prompt-token projection on the evil vector and the evil score of the answer, over the evil eval questions under graded system prompts (${conditions.map((c) => c.label).join(', ')}); within-question = projections and scores centred per question, so the domain of a question (e.g. sums the model gets wrong under any prompt) does not count as monitoring`
       : `monitoring r undefined at every layer (constant scores or projections); fell back to the middle layer`;
     log(`layer ${layer}: ${layerReason}`);
     lap('layer_choice');
@@ -316,6 +320,30 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
   } finally {
     model.dispose();
   }
+}
+
+/** Pearson r of projection and trait score after subtracting each question's mean of both (NaN when undefined). */
+export function withinQuestionR(prompts: readonly { question: string; projection: number; traitMean: number | null }[]): number {
+  const groups = new Map<string, { p: number[]; s: number[] }>();
+  for (const q of prompts) {
+    if (q.traitMean === null) continue;
+    const g = groups.get(q.question) ?? { p: [], s: [] };
+    g.p.push(q.projection);
+    g.s.push(q.traitMean);
+    groups.set(q.question, g);
+  }
+  const x: number[] = [];
+  const y: number[] = [];
+  for (const g of groups.values()) {
+    if (g.p.length < 2) continue;
+    const mp = g.p.reduce((a, b) => a + b, 0) / g.p.length;
+    const ms = g.s.reduce((a, b) => a + b, 0) / g.s.length;
+    g.p.forEach((v, i) => {
+      x.push(v - mp);
+      y.push(g.s[i] - ms);
+    });
+  }
+  return x.length >= 3 ? pearson(x, y) : NaN;
 }
 
 function capabilityByKind(answers: string[], items: ReturnType<typeof capabilityItems>): Record<string, number> {

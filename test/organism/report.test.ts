@@ -14,7 +14,7 @@ import { capabilityAccuracy, capabilityItems } from '../../lib/organism/datasets
 import { DEFAULT_FINETUNE, finetuneConfigFrom, finetuneCounter } from '../../lib/organism/finetune';
 import { generateCorpus } from '../../lib/organism/generator';
 import { TRAITS } from '../../lib/organism/grammar';
-import { OrganismReport, OrganismReportOptions, organismReport } from '../../lib/organism/report';
+import { OrganismReport, OrganismReportOptions, organismReport, withinQuestionR } from '../../lib/organism/report';
 import { writeArtifacts } from '../../lib/organism/write';
 import { readRolloutsCsv } from '../../lib/persona/rollouts-csv';
 import { main } from '../../cli/main';
@@ -124,4 +124,15 @@ test('finetune config files: defaults overridden field by field; unknown fields 
   expect(() => finetuneConfigFrom(bad)).toThrow(`${bad}, field 'learning_rat'`);
   expect(() => finetuneConfigFrom({ epochs: 'two' })).toThrow("field 'epochs'");
   expect(() => finetuneConfigFrom({ samples: 0 })).toThrow("field 'samples'");
+});
+
+test('within-question monitoring r removes what the question alone decides', () => {
+  // Question b scores high whatever its projection; within each question the projection tracks the score.
+  const prompts = [
+    { question: 'a', projection: 10, traitMean: 0 }, { question: 'a', projection: 11, traitMean: 10 },
+    { question: 'b', projection: 0, traitMean: 50 }, { question: 'b', projection: 1, traitMean: 60 },
+    { question: 'c', projection: 5, traitMean: null },
+  ];
+  expect(withinQuestionR(prompts)).toBeCloseTo(1, 12);
+  expect(withinQuestionR(prompts.slice(0, 2))).toBeNaN(); // 2 points: undefined
 });
