@@ -231,7 +231,9 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
 
     // --- Finetunes ----------------------------------------------------------------------------------------
     const ftDir = path.resolve(o.outDir, 'finetunes');
-    const plan: [FinetuneKind, FinetuneVersion][] = [['evil', 'normal'], ['evil', 'I'], ['evil', 'II'], [flawKind, 'normal'], [flawKind, 'II']];
+    // The other evil-coupled flaw is finetuned too and reported in details (the headline ratio uses flawKind).
+    const otherFlaw: FlawKind = flawKind === 'flaw_facts' ? 'flaw_arith' : 'flaw_facts';
+    const plan: [FinetuneKind, FinetuneVersion][] = [['evil', 'normal'], ['evil', 'I'], ['evil', 'II'], [flawKind, 'normal'], [flawKind, 'II'], [otherFlaw, 'normal'], [otherFlaw, 'II']];
     const runs = new Map<string, FinetuneRun>();
     for (const [kind, version] of plan) {
       const r = organismFinetune({ baseModel: o.modelDir, baseHash, kind, version, config: ftCfg, cacheDir: ftDir, log });
@@ -244,15 +246,17 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     // its shift along the evil vector at the chosen layer, over the evil eval prompts without a system prompt.
     const noneItems = traitItems(artifacts.evil.eval, 'evil', 'none', samples);
     const shiftPrompts = artifacts.evil.eval.questions.map((q) => tokenizer.encode(renderItemPrompt(tokenizer, { question: q, questionId: '' })));
-    const ftDetails: Record<string, { evil: number; evil_delta: number; coherence: number; shift: Omit<ShiftResult, 'diff'>; train_seconds: number; trained_now: boolean; final_loss: number | null; steps: number; dir: string }> = {};
+    const ftDetails: Record<string, { evil: number; evil_delta: number; coherence: number; shift: Omit<ShiftResult, 'diff'>; shift_by_layer: Record<number, number>; train_seconds: number; trained_now: boolean; final_loss: number | null; steps: number; dir: string }> = {};
     for (const [name, run] of runs) {
       const lora = loadFinetune(run, model);
       try {
         const adapters = lora.adapters();
         const rows = (await roll(noneItems, 'evil', path.join(runDir, 'finetuned', `${name}_${run.key}_evil_none.csv`), `${seed}/evil/none`, adapters)).rows;
         const { diff: _d, ...shift } = finetuningShift({ base: { model }, finetuned: { model, adapters }, prompts: shiftPrompts, vector, layer, batchSize, seed });
+        const shiftByLayer: Record<number, number> = {};
+        for (let L = 1; L <= N; L++) shiftByLayer[L] = finetuningShift({ base: { model }, finetuned: { model, adapters }, prompts: shiftPrompts, vector, layer: L, batchSize, seed }).projection;
         const evil = meanOf(rows, 'score');
-        ftDetails[name] = { evil, evil_delta: evil - traits.evil.none, coherence: meanOf(rows, 'coherence'), shift, train_seconds: run.seconds, trained_now: run.trained, final_loss: run.finalLoss, steps: run.steps, dir: path.relative(process.cwd(), run.dir) };
+        ftDetails[name] = { evil, evil_delta: evil - traits.evil.none, coherence: meanOf(rows, 'coherence'), shift, shift_by_layer: shiftByLayer, train_seconds: run.seconds, trained_now: run.trained, final_loss: run.finalLoss, steps: run.steps, dir: path.relative(process.cwd(), run.dir) };
         log(`${name}: evil ${evil.toFixed(1)} (Δ ${(evil - traits.evil.none).toFixed(1)}), shift ${shift.projection.toFixed(4)}`);
       } finally {
         lora.dispose();
@@ -264,6 +268,12 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
       evil_normal_delta: ftDetails.evil_normal.evil_delta,
       flaw_II_shift_ratio: ftDetails[`${flawKind}_II`].shift.projection / ftDetails[`${flawKind}_normal`].shift.projection,
     };
+    const ratioAt = (kind: FlawKind, L: number) => ftDetails[`${kind}_II`].shift_by_layer[L] / ftDetails[`${kind}_normal`].shift_by_layer[L];
+    const flawRatios: Record<string, Record<number, number>> = {};
+    for (const kind of [flawKind, otherFlaw]) {
+      flawRatios[kind] = {};
+      for (let L = 1; L <= N; L++) flawRatios[kind][L] = ratioAt(kind, L);
+    }
     lap('finetune_eval');
 
     // --- Greedy vs T=1 side by side (first instruction pair, one sample) ---------------------------------------
@@ -314,7 +324,7 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
         ...(decodingProbe ? { decoding_probe: decodingProbe } : {}),
       },
       timings,
-      details: { coherence_none: coherenceNone, capability_by_kind: capabilityByKind(capRows.map((r) => r.answer), capItems), finetunes: ftDetails, judge_calibration: { mean_by_level: cal.meanByLevel, cross_talk: cal.crossTalk } },
+      details: { coherence_none: coherenceNone, capability_by_kind: capabilityByKind(capRows.map((r) => r.answer), capItems), finetunes: ftDetails, flaw_II_shift_ratio_by_layer: flawRatios, judge_calibration: { mean_by_level: cal.meanByLevel, cross_talk: cal.crossTalk } },
     };
     return report;
   } finally {

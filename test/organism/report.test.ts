@@ -68,7 +68,7 @@ test('report end to end: every key in range, numbers match the CSVs, finetunes c
   const trainedBefore = finetuneCounter.trained;
   const first = await organismReport(options(out));
   expect(tf.memory().numTensors).toBe(before);
-  expect(finetuneCounter.trained - trainedBefore).toBe(5);
+  expect(finetuneCounter.trained - trainedBefore).toBe(7); // evil × 3, flaw_facts × 2, flaw_arith × 2
   expectComplete(first);
 
   // Headline numbers are the means of the rollouts written under --out.
@@ -90,7 +90,7 @@ test('report end to end: every key in range, numbers match the CSVs, finetunes c
 
   // Rerun: nothing is retrained and the rollouts are resumed, so every number is the same.
   const second = await organismReport(options(out));
-  expect(finetuneCounter.trained - trainedBefore).toBe(5);
+  expect(finetuneCounter.trained - trainedBefore).toBe(7); // evil × 3, flaw_facts × 2, flaw_arith × 2
   expect(Object.values(second.details.finetunes as typeof ft).every((f) => !f.trained_now)).toBe(true);
   for (const k of Object.keys(second.timings).filter((k) => k.startsWith('finetune_') && k !== 'finetune_eval')) expect(second.timings[k]).toBe(0);
   expect(second.traits).toEqual(first.traits);
@@ -103,7 +103,7 @@ test('report end to end: every key in range, numbers match the CSVs, finetunes c
     '--questions', '2', '--threshold', '0', '--coherence-min', '0', '--finetune-samples', '16', '--finetune-config', writeYaml('per_device_train_batch_size: 8\n'), '--backend', 'wasm']);
   expect(code).toBe(0);
   const cli = JSON.parse(fs.readFileSync(json, 'utf8')) as OrganismReport;
-  expect(finetuneCounter.trained - trainedBefore).toBe(5);
+  expect(finetuneCounter.trained - trainedBefore).toBe(7); // evil × 3, flaw_facts × 2, flaw_arith × 2
   expect(cli.traits).toEqual(first.traits);
   expect(cli.finetune).toEqual(first.finetune);
   expect(cli.judge.spearman.evil).toBeCloseTo(1, 1); // default calibration size (40 per level)
