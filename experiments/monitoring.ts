@@ -16,12 +16,12 @@ import { monitoringTable } from '../lib/experiment/studies/monitoring';
 
 async function main(): Promise<void> {
   const argv = yargs(hideBin(process.argv))
-    .usage('$0 [config]')
+    .command('$0 [config]', 'run the monitoring study', (y) => y.positional('config', { type: 'string', default: 'configs/organism/monitoring.yaml' }))
     .option('backend', { type: 'string', default: 'wasm' })
     .option('progress', { type: 'boolean', default: true })
     .strict()
     .parseSync();
-  const exp = loadExperiment(String(argv._[0] ?? 'configs/organism/monitoring.yaml'));
+  const exp = loadExperiment(argv.config as string);
   await useBackend(argv.backend as BackendRequest, (m) => process.stderr.write(`${m}\n`));
   const r = await runExperiment(exp, { progress: argv.progress, log: (m) => process.stderr.write(`monitoring: ${m}\n`) });
   const summary = JSON.parse(fs.readFileSync(r.collected!.summaryFile, 'utf8'));

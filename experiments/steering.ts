@@ -16,12 +16,12 @@ import { steeringTable } from '../lib/experiment/studies/steering';
 
 async function main(): Promise<void> {
   const argv = yargs(hideBin(process.argv))
-    .usage('$0 [config]')
+    .command('$0 [config]', 'run the steering study', (y) => y.positional('config', { type: 'string', default: 'configs/organism/steering.yaml' }))
     .option('backend', { type: 'string', default: 'wasm' })
     .option('progress', { type: 'boolean', default: true })
     .strict()
     .parseSync();
-  const exp = loadExperiment(String(argv._[0] ?? 'configs/organism/steering.yaml'));
+  const exp = loadExperiment(argv.config as string);
   await useBackend(argv.backend as BackendRequest, (m) => process.stderr.write(`${m}\n`));
   const r = await runExperiment(exp, { progress: argv.progress, log: (m) => process.stderr.write(`steering: ${m}\n`) });
   const summary = JSON.parse(fs.readFileSync(r.collected!.summaryFile, 'utf8'));
