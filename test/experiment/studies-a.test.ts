@@ -84,6 +84,7 @@ describe('steering findings', () => {
     expect(s.monotonic).toBe(true);
     expect(s.negative_drop).toBeCloseTo(100 - 25, 9);
     expect(s.negative).toMatchObject({ coef: -4, positive_prompt_score: 100, steered_score: 25 });
+    expect(s.negative_coherent_drop).toBeCloseTo(75, 9); // coherence 100 ≥ 75
     expect(s.effect.delta).toBeCloseTo(75, 9);
     expect(s.effect.random_null).toMatchObject({ count: 1, meanAbs: 6.25 });
     expect(s.by_layer.find((f) => f.layer === 1)).toMatchObject({ monotonic: true, max_score: 90, best_coherent_score: 0 });

@@ -11,7 +11,8 @@
  *
  * Summary per trait, at the chosen layer (the layer whose best coherent trait score is highest):
  * monotonic (score non-decreasing over the coefficient grid within ±5), max_score, best_coherent_score
- * (best score with coherence ≥ 75), negative_drop = score(pos prompt) − score(pos prompt, most negative coef).
+ * (best score with coherence ≥ 75), negative_drop = score(pos prompt) − score(pos prompt, most negative coef)
+ * (and negative_coherent_drop: the largest drop among negative coefficients that keep coherence ≥ 75).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -178,6 +179,8 @@ export interface TraitSteeringSummary {
   best_coherent_score: number | null;
   negative_drop: number | null;
   negative: { coef: number; positive_prompt_score: number; steered_score: number; steered_coherence: number } | null;
+  /** Largest drop among the negative coefficients whose answers keep coherence ≥ 75 (null if none does). */
+  negative_coherent_drop: number | null;
   unsteered_score: number | null;
   effect: { statistic: string; coef: number; delta: number | null; ci: { lo: number; hi: number } | null; random_null: { meanAbs: number; p975: number; count: number } | null };
   by_layer: LayerFindings[];
@@ -196,6 +199,9 @@ export function steeringTraitSummary(trait: string, results: readonly R[], seed 
   const negCoefs = [...new Set(pos.filter((r) => r.settings.coef < 0).map((r) => r.settings.coef))].sort((a, b) => a - b);
   const negCell = negCoefs.length ? at(pos, L, negCoefs[0]) : undefined;
   const negative = posBase && negCell ? { coef: negCell.settings.coef, positive_prompt_score: posBase.result.trait_score, steered_score: negCell.result.trait_score, steered_coherence: negCell.result.coherence } : null;
+  // Steering against the vector can also lower the score by breaking the text: the largest drop that keeps coherence.
+  const coherentNeg = negCoefs.map((c) => at(pos, L, c)).filter((r): r is R => r !== undefined && r.result.coherence >= COHERENT);
+  const negativeCoherentDrop = posBase && coherentNeg.length ? Math.max(...coherentNeg.map((r) => posBase.result.trait_score - r.result.trait_score)) : null;
   // The steering effect at the chosen layer and largest coefficient vs unsteered, and the same for random directions.
   const maxCoef = Math.max(...chosen.grid.map((g) => g.coef));
   const base = grid.find((r) => r.settings.coef === 0);
@@ -225,6 +231,7 @@ export function steeringTraitSummary(trait: string, results: readonly R[], seed 
       best_coherent_score: chosen.best_coherent_score,
       negative_drop: negative ? negative.positive_prompt_score - negative.steered_score : null,
       negative,
+      negative_coherent_drop: negativeCoherentDrop,
       unsteered_score: base ? base.result.trait_score : null,
       effect: { statistic: `Δ trait score (layer ${L}, coef ${maxCoef} vs unsteered)`, coef: maxCoef, delta: finite(eff.delta), ci: eff.ci, random_null: randomNull },
       by_layer: findings,
@@ -337,7 +344,8 @@ export function steeringTable(steering: Record<string, TraitSteeringSummary>): T
     [`best coherent (≥${COHERENT})`]: s.best_coherent_score,
     monotonic: s.monotonic,
     'negative drop': s.negative_drop,
-    ...(s.negative ? { 'neg coef': s.negative.coef } : {}),
+    ...(s.negative ? { 'neg coef': s.negative.coef, 'neg coherence': s.negative.steered_coherence } : {}),
+    [`coherent neg drop`]: s.negative_coherent_drop,
     'Δ at max coef': s.effect.delta,
     'Δ 95% CI': s.effect.ci ? `[${fmt1(s.effect.ci.lo)}, ${fmt1(s.effect.ci.hi)}]` : null,
     'random Δ p97.5': s.effect.random_null ? s.effect.random_null.p975 : null,
