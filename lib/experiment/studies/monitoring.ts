@@ -151,26 +151,28 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
       for (const b of s.r_by_layer) layerRows.push({ trait: t, prompts: s.prompts, series: `${t} (${s.prompts.replace('_', '-')})`, layer: b.layer, r: b.r });
       const points = readSamples(path.join(ctx.runDir, 'cells', r.id, 'samples.csv'));
       if (points.length && s.r !== null) {
-        figures.push({
-          name: `monitoring_${t}_${s.prompts}`,
-          rows: points,
-          spec: scatterWithFit(points, {
-            title: `${t}: last-prompt projection vs trait score (${s.prompts === 'system' ? 'graded system prompts' : 'many-shot prompts'})`,
-            x: 'projection',
-            y: 'trait_score',
-            color: 'condition',
-            xTitle: `projection onto the unit ${t} vector, layer ${s.layer}`,
-            yTitle: `${t} score of the answer (organism judge)`,
-            colorTitle: 'prompt',
-            caption: {
-              statistic: 'r (per sample)',
-              value: s.r,
-              ...(s.r_ci ? { ci: { ...s.r_ci, level: 0.95, reps: r.settings.bootstrap_reps } } : {}),
-              ...(s.random_mean_abs_r !== null && s.null_p975 !== null ? { null: { meanAbs: s.random_mean_abs_r, p975: s.null_p975, count: s.null_directions } } : {}),
-              note: `per-prompt-mean r ${fmt(s.prompt_mean_r)}, within-condition r ${fmt(s.within_condition_r)}; n = ${s.n} answers; layer ${s.layer} chosen by monitoring quality`,
-            },
-          }),
+        const spec = scatterWithFit(points, {
+          title: `${t}: last-prompt projection vs trait score (${s.prompts === 'system' ? 'graded system prompts' : 'many-shot prompts'})`,
+          x: 'projection',
+          y: 'trait_score',
+          color: 'condition',
+          xTitle: `projection onto the unit ${t} vector, layer ${s.layer}`,
+          yTitle: `${t} score of the answer (organism judge)`,
+          colorTitle: 'prompt',
+          caption: {
+            statistic: 'r (per sample)',
+            value: s.r,
+            ...(s.r_ci ? { ci: { ...s.r_ci, level: 0.95, reps: r.settings.bootstrap_reps } } : {}),
+            ...(s.random_mean_abs_r !== null && s.null_p975 !== null ? { null: { meanAbs: s.random_mean_abs_r, p975: s.null_p975, count: s.null_directions } } : {}),
+            note: `per-prompt-mean r ${fmt(s.prompt_mean_r)}, within-condition r ${fmt(s.within_condition_r)}; n = ${s.n} answers; layer ${s.layer} chosen by monitoring quality`,
+          },
         });
+        // Scores live in 0..100: fix the y axis there and clip the fit line to it.
+        for (const l of spec.layer as { mark: Record<string, unknown>; encoding: Record<string, Record<string, unknown>> }[]) {
+          l.encoding.y = { ...l.encoding.y, scale: { domain: [0, 100] } };
+          l.mark = { ...l.mark, clip: true };
+        }
+        figures.push({ name: `monitoring_${t}_${s.prompts}`, rows: points, spec });
       }
     }
     const withR = layerRows.filter((r) => r.r !== null);

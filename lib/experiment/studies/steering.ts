@@ -266,7 +266,8 @@ export function steeringFigure(trait: string, rows: Row[], s: TraitSteeringSumma
   // Series in coefficient order (not alphabetical), readable legend, upright layer labels.
   const order = [...new Map(rows.map((r) => [r.series as string, [r.system === 'positive' ? 1 : 0, r.coef as number]] as const)).entries()].sort((a, b) => a[1][0] - b[1][0] || a[1][1] - b[1][1]).map(([k]) => k);
   for (const l of line.layer as { encoding: Record<string, Record<string, unknown>> }[]) {
-    l.encoding.color = { ...l.encoding.color, sort: order, legend: { labelLimit: 320 } };
+    l.encoding.color = { ...l.encoding.color, sort: order, scale: { scheme: 'tableau20' }, legend: { labelLimit: 320 } };
+    l.encoding.strokeDash = { field: 'system', type: 'nominal', title: 'system prompt', sort: ['none', 'positive'], legend: null }; // dashed = positive system prompt (named in the series)
     l.encoding.x = { ...l.encoding.x, axis: { labelAngle: 0 } };
   }
   // Two panels (trait score | coherence) over the same rows: a facet on the metric column.
