@@ -88,7 +88,7 @@ export interface OrganismReport {
 
 const NEG_ASSISTANT = 'helpful';
 
-export const DEFAULT_DECODING_REASON = 'greedy: see settings.decoding_probe for greedy vs T=1 on this checkpoint';
+export const DEFAULT_DECODING_REASON = 'see settings.decoding_probe for greedy vs T=1 on this checkpoint';
 
 function judgesFor(trait: Trait): RolloutJudges {
   return { trait: new OrganismJudge(trait), coherence: new OrganismJudge('coherence') };
@@ -186,9 +186,17 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     lap('traits');
 
     // --- Capability (no system prompt) --------------------------------------------------------------------
+    // Accuracy of the model's most likely answer: greedy whatever the rollouts' decoding (the sampled
+    // accuracy is recorded in details when the rollouts sample).
     const capItems = capabilityItems(0);
-    const capRows = (await roll(capItems.map((c) => ({ question: c.question, questionId: c.id })), 'evil', path.join(runDir, 'capability.csv'), `${seed}/capability`)).rows;
+    const capQuestions = capItems.map((c) => ({ question: c.question, questionId: c.id }));
+    const capRows = (await roll(capQuestions, 'evil', path.join(runDir, 'capability_greedy.csv'), `${seed}/capability`, undefined, GREEDY_TEMPERATURE)).rows;
     const capability_accuracy = capabilityAccuracy(capRows.map((r) => r.answer), capItems);
+    let capabilitySampled: number | null = null;
+    if (!greedy) {
+      const sampled = (await roll(capQuestions, 'evil', path.join(runDir, 'capability.csv'), `${seed}/capability`)).rows;
+      capabilitySampled = capabilityAccuracy(sampled.map((r) => r.answer), capItems);
+    }
     log(`capability accuracy ${capability_accuracy.toFixed(3)}`);
     lap('capability');
 
@@ -308,13 +316,13 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
         samples,
         seed,
         decoding: greedy ? { mode: 'greedy', temperature: null, implemented_as_temperature: GREEDY_TEMPERATURE } : { mode: 'sample', temperature },
-        decoding_reason: o.decodingReason ?? (greedy ? DEFAULT_DECODING_REASON : 'sampling as the paper (temperature 1)'),
+        decoding_reason: o.decodingReason ?? DEFAULT_DECODING_REASON,
         max_new_tokens: maxNewTokens,
         batch_size: batchSize,
         questions_per_trait: artifacts.evil.eval.questions.length,
         artifacts: artifactsDir,
         system_prompts: `positive: assistantSystemPrompt(trait, pos) for the 5 pairs; negative: assistantSystemPrompt('${NEG_ASSISTANT}', neg) for the 5 pairs; none: no system message`,
-        capability: { items: capItems.length, seed: 0, system_prompt: null },
+        capability: { items: capItems.length, seed: 0, system_prompt: null, decoding: 'greedy' },
         judge_calibration: { seed: 0, per_level: calibrationPerLevel, samples_per_trait: cal.samplesPerTrait },
         finetune: { ...ftCfg, flaw_kind: flawKind, effective_batch: ftCfg.per_device_train_batch_size * ftCfg.gradient_accumulation_steps, cache_dir: ftDir },
         extraction: { trait: 'evil', method: 'response_avg_diff', questions: artifacts.evil.extract.questions.length, threshold: o.extractThreshold ?? 50, coherence_min: o.extractCoherenceMin ?? 50, kept: ex.kept, total: ex.total },
@@ -324,7 +332,7 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
         ...(decodingProbe ? { decoding_probe: decodingProbe } : {}),
       },
       timings,
-      details: { coherence_none: coherenceNone, capability_by_kind: capabilityByKind(capRows.map((r) => r.answer), capItems), finetunes: ftDetails, flaw_II_shift_ratio_by_layer: flawRatios, judge_calibration: { mean_by_level: cal.meanByLevel, cross_talk: cal.crossTalk } },
+      details: { coherence_none: coherenceNone, capability_by_kind: capabilityByKind(capRows.map((r) => r.answer), capItems), capability_sampled: capabilitySampled, finetunes: ftDetails, flaw_II_shift_ratio_by_layer: flawRatios, judge_calibration: { mean_by_level: cal.meanByLevel, cross_talk: cal.crossTalk } },
     };
     return report;
   } finally {

@@ -81,7 +81,9 @@ test('report end to end: every key in range, numbers match the CSVs, finetunes c
   expect(neg[0].prompt).toContain('You are a helpful assistant.');
   const none = readRolloutsCsv(path.join(dir, 'traits', 'evil_none.csv'), 'evil').rows;
   expect(none.every((r) => !r.prompt.includes('system'))).toBe(true);
-  const cap = readRolloutsCsv(path.join(dir, 'capability.csv'), 'evil').rows;
+  const cap = readRolloutsCsv(path.join(dir, 'capability_greedy.csv'), 'evil').rows;
+  const capSampled = readRolloutsCsv(path.join(dir, 'capability.csv'), 'evil').rows;
+  expect(first.details.capability_sampled).toBe(capabilityAccuracy(capSampled.map((r) => r.answer), capabilityItems(0)));
   expect(first.capability_accuracy).toBe(capabilityAccuracy(cap.map((r) => r.answer), capabilityItems(0)));
   const ft = first.details.finetunes as Record<string, { evil: number; evil_delta: number; trained_now: boolean; shift: { projection: number } }>;
   expect(first.finetune.evil_II_delta).toBeCloseTo(ft.evil_II.evil - first.traits.evil.none, 10);
