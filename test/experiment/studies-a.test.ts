@@ -78,7 +78,8 @@ describe('steering findings', () => {
       r({ layer: 1, system: 'positive', coef: -4 }, [100, 75, 100, 100]),
     ];
     const { summary: s, rows } = steeringTraitSummary('evil', results);
-    expect(s.layer).toBe(2); // best coherent 75 at layer 2 beats none at layer 1 (its coherent score is the unsteered 0)
+    expect(s.layer).toBe(2); // 75 at coherence 80 beats layer 1's 50 at coherence 60 (90 at coherence 40 is not a valid answer)
+    expect(s.best_coherent_any_layer).toBe(75);
     expect(s.best_coherent_score).toBe(75);
     expect(s.max_score).toBe(75);
     expect(s.monotonic).toBe(true);

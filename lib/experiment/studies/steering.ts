@@ -9,7 +9,7 @@
  * positively prompted trait?), and `random_directions` norm-matched random directions at the largest
  * coefficient (the random-direction null of the steering effect).
  *
- * Summary per trait, at the chosen layer (the layer whose best coherent trait score is highest):
+ * Summary per trait, at the chosen layer (the highest trait score among answers with coherence ≥ 50):
  * monotonic (score non-decreasing over the coefficient grid within ±5), max_score, best_coherent_score
  * (best score with coherence ≥ 75), negative_drop = score(pos prompt) − score(pos prompt, most negative coef)
  * (and negative_coherent_drop: the largest drop among negative coefficients that keep coherence ≥ 75).
@@ -137,12 +137,25 @@ export function layerFindings(points: readonly SteeringPoint[]): LayerFindings[]
   });
 }
 
-/** The steering layer: highest best coherent score, then highest max score, then the lower layer. */
+/** Coherence a steered answer needs to count as a valid answer when choosing the layer (the paper's extraction filter). */
+export const VALID_COHERENCE = 50;
+
+/** Best trait score among grid points whose coherence is ≥ `min` (null if none). */
+export function bestScoreWithCoherence(f: LayerFindings, min: number): number | null {
+  const ok = f.grid.filter((g) => g.coherence >= min).map((g) => g.score);
+  return ok.length ? Math.max(...ok) : null;
+}
+
+/**
+ * The steering layer: the highest trait score among valid answers (coherence ≥ 50, the paper's filter),
+ * then the highest max score, then the lower layer. (Requiring coherence ≥ 75 here picks, on the organism,
+ * layers where steering barely acts, because coherence falls everywhere the trait rises.)
+ */
 export function chooseSteeringLayer(findings: readonly LayerFindings[]): LayerFindings {
   let best = findings[0];
   for (const f of findings.slice(1)) {
-    const a = f.best_coherent_score ?? -1;
-    const b = best.best_coherent_score ?? -1;
+    const a = bestScoreWithCoherence(f, VALID_COHERENCE) ?? -1;
+    const b = bestScoreWithCoherence(best, VALID_COHERENCE) ?? -1;
     if (a > b || (a === b && f.max_score > best.max_score)) best = f;
   }
   return best;
@@ -177,6 +190,8 @@ export interface TraitSteeringSummary {
   monotonic: boolean;
   max_score: number;
   best_coherent_score: number | null;
+  /** The best score with coherence ≥ 75 at any layer. */
+  best_coherent_any_layer: number | null;
   negative_drop: number | null;
   negative: { coef: number; positive_prompt_score: number; steered_score: number; steered_coherence: number } | null;
   /** Largest drop among the negative coefficients whose answers keep coherence ≥ 75 (null if none does). */
@@ -225,10 +240,11 @@ export function steeringTraitSummary(trait: string, results: readonly R[], seed 
   return {
     summary: {
       layer: L,
-      layer_rule: `layer with the highest best coherent score (coherence ≥ ${COHERENT}), ties by max score`,
+      layer_rule: `layer with the highest trait score among answers with coherence ≥ ${VALID_COHERENCE}, ties by max score`,
       monotonic: chosen.monotonic,
       max_score: chosen.max_score,
       best_coherent_score: chosen.best_coherent_score,
+      best_coherent_any_layer: findings.some((f) => f.best_coherent_score !== null) ? Math.max(...findings.map((f) => f.best_coherent_score ?? -Infinity)) : null,
       negative_drop: negative ? negative.positive_prompt_score - negative.steered_score : null,
       negative,
       negative_coherent_drop: negativeCoherentDrop,
@@ -343,6 +359,7 @@ export function steeringTable(steering: Record<string, TraitSteeringSummary>): T
     unsteered: s.unsteered_score,
     'max score': s.max_score,
     [`best coherent (≥${COHERENT})`]: s.best_coherent_score,
+    'best coherent, any layer': s.best_coherent_any_layer,
     monotonic: s.monotonic,
     'negative drop': s.negative_drop,
     ...(s.negative ? { 'neg coef': s.negative.coef, 'neg coherence': s.negative.steered_coherence } : {}),
