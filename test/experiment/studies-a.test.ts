@@ -16,6 +16,7 @@ import { loadExperiment, runExperiment } from '../../lib/experiment/runner';
 import {
   GradedCondition,
   MonitorData,
+  checkpointFingerprint,
   chooseMonitorLayer,
   formatTable,
   gradedSystemConditions,
@@ -286,6 +287,20 @@ describe('steering and monitoring end to end on a tiny organism', () => {
     expect(again).toMatchObject({ computed: 0, skipped: 10 });
     expect(fs.readFileSync(again.collected!.summaryFile, 'utf8')).toBe(summaryBefore);
     expect(tf.memory().numTensors).toBe(before); // the shared model is disposed when a run ends
+  });
+
+  test('the checkpoint fingerprint (part of every cache key) ignores files beside the weights, not the weights', () => {
+    const copy = path.join(root, 'ckpt-copy');
+    fs.cpSync(model, copy, { recursive: true });
+    const before = checkpointFingerprint(copy);
+    fs.writeFileSync(path.join(copy, 'report.json'), '{"note": 1}');
+    fs.mkdirSync(path.join(copy, 'artifacts'), { recursive: true });
+    expect(checkpointFingerprint(path.join(copy, '.', ''))).toBe(before);
+    const w = fs.readFileSync(path.join(copy, 'model.safetensors'));
+    w[w.length - 1] ^= 1;
+    fs.writeFileSync(path.join(copy, 'model.safetensors'), w);
+    fs.cpSync(copy, path.join(root, 'ckpt-copy2'), { recursive: true }); // a new path: not memoized
+    expect(checkpointFingerprint(path.join(root, 'ckpt-copy2'))).not.toBe(before);
   });
 
   test('bad input: layer beyond the model, unknown key, wrong type, positive negative coefficient, missing artifacts', () => {
