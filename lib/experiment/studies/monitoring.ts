@@ -176,22 +176,24 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
       }
     }
     const withR = layerRows.filter((r) => r.r !== null);
-    if (withR.length)
-      figures.push({
-        name: 'monitoring_by_layer',
-        rows: withR,
-        spec: lineChart(withR, {
-          title: 'Monitoring quality by layer (per-sample r)',
-          x: 'layer',
-          xType: 'ordinal',
-          y: 'r',
-          series: 'series',
-          xTitle: 'Layer L (hidden_states index)',
-          yTitle: 'Pearson r: projection vs trait score',
-          seriesTitle: 'trait (prompts)',
-          caption: nullCaption(results),
-        }),
+    if (withR.length) {
+      const spec = lineChart(withR, {
+        title: 'Monitoring quality by layer (per-sample r)',
+        x: 'layer',
+        xType: 'ordinal',
+        y: 'r',
+        series: 'series',
+        xTitle: 'Layer L (hidden_states index)',
+        yTitle: 'Pearson r: projection vs trait score',
+        seriesTitle: 'trait (prompts)',
+        caption: nullCaption(results),
       });
+      for (const l of spec.layer as { encoding: Record<string, Record<string, unknown>> }[]) {
+        l.encoding.color = { ...l.encoding.color, legend: { labelLimit: 320 } };
+        l.encoding.x = { ...l.encoding.x, axis: { labelAngle: 0 } };
+      }
+      figures.push({ name: 'monitoring_by_layer', rows: withR, spec });
+    }
     return { summary: { monitoring: summary }, figures };
   },
 });
