@@ -182,11 +182,8 @@ export function screeningSummary(results: readonly R[], runDir: string, seed: nu
     const layer = mine[0].result.traits[t].layer;
     byTrait[t] = { r, r_ci: corr && Number.isFinite(corr.ci95.lo) ? corr.ci95 : null, null_mean_abs: corr ? finite(corr.null.meanAbs) : null, null_p975: corr ? finite(corr.null.p975) : null, n: mine.length, layer };
     const rows: Row[] = mine.map((x) => ({ dataset: x.result.dataset, kind: x.settings.kind, version: x.settings.version, projection_diff: x.result.traits[t].projection_diff, trait_after: x.result.traits[t].trait_after }));
-    if (rows.length >= 2)
-      figures.push({
-        name: `screening_dataset_${t}`,
-        rows,
-        spec: scatterWithFit(rows, {
+    if (rows.length >= 2) {
+      const scatter = scatterWithFit(rows, {
           title: `${t}: projection difference of the training data vs ${t} after finetuning (Fig. 8)`,
           x: 'projection_diff',
           y: 'trait_after',
@@ -203,8 +200,10 @@ export function screeningSummary(results: readonly R[], runDir: string, seed: nu
             },
             [`n = ${mine.length} datasets, ${mine[0].result.samples} samples each`, "difference = dataset response − the base model's own greedy response (mean response activation)"],
           ),
-        }),
       });
+      scatter.layer[0].encoding.shape = { field: 'version', type: 'nominal', title: 'version', sort: [...FINETUNE_VERSIONS] };
+      figures.push({ name: `screening_dataset_${t}`, rows, spec: scatter });
+    }
   }
 
   // Per-sample separation of each trait dataset's I / II samples from its Normal samples.
