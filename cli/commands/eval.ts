@@ -41,9 +41,13 @@ export const evalCommand: CommandModule<object, Args> = {
     const coefs = argv.coefs.split(',').map((s) => Number(s.trim()));
     if (coefs.some((c) => !Number.isFinite(c))) throw new PersonaError(`--coefs must be numbers separated by commas, got '${argv.coefs}'`, { field: 'coefs' });
     const model = loadModel(argv.model);
-    const { judges, dispose } = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+    let dispose = (): void => undefined;
     const bar = stagedProgress();
     try {
+      // Inside try: a judge that fails to load must not leak the model loaded above.
+      const j = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+      const judges = j.judges;
+      dispose = j.dispose;
       let settings: SteeringSetting[];
       if (argv.vector === undefined) {
         if (coefs.some((c) => c !== 0)) throw new PersonaError('--coefs other than 0 need --vector', { field: 'vector' });

@@ -93,9 +93,13 @@ export const extractCommand: CommandModule<object, Args> = {
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'extract');
     const artifacts = readArtifacts(file);
     const model = loadModel(argv.model);
-    const { judges, dispose } = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+    let dispose = (): void => undefined;
     const bar = stagedProgress();
     try {
+      // Inside try: a judge that fails to load must not leak the model loaded above.
+      const j = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+      const judges = j.judges;
+      dispose = j.dispose;
       const r = await extractPersonaVector({
         model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, outDir: argv.out, samples: argv.samples, antonym: argv.antonym,
         threshold: argv.threshold, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],

@@ -52,11 +52,15 @@ export const monitorCommand: CommandModule<object, Args> = {
         throw new PersonaError('expected a JSON list of {"label", "system"}', { file: fs.existsSync(argv.conditions) ? argv.conditions : undefined, field: 'conditions' });
       conditions = c as MonitorCondition[];
     } else conditions = gradedSystemPrompts(artifacts, argv.trait, argv.antonym);
-    const model = loadModel(argv.model);
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
-    const { judges, dispose } = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+    const model = loadModel(argv.model);
+    let dispose = (): void => undefined;
     const bar = stagedProgress();
     try {
+      // Inside try: a judge that fails to load must not leak the model loaded above.
+      const j = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+      const judges = j.judges;
+      dispose = j.dispose;
       const r = await monitorProjections({ model, tokenizer: Tokenizer.load(argv.model), vector, layer: argv.layer, trait: argv.trait, questions: artifacts.questions, conditions, judges, outDir: argv.out, samples: argv.samples, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], nullCount: argv['null-count'], onProgress: bar.on });
       bar.stop();
       writeJson(path.join(argv.out, `${argv.trait}_monitor_summary.json`), r);
