@@ -45,7 +45,7 @@ export const evalCommand: CommandModule<object, Args> = {
     const bar = stagedProgress();
     try {
       // Inside try: a judge that fails to load must not leak the model loaded above.
-      const j = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+      const j = judgesFrom(argv, argv.trait, artifacts.eval_prompt, argv.out);
       const judges = j.judges;
       dispose = j.dispose;
       let settings: SteeringSetting[];

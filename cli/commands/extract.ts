@@ -5,6 +5,8 @@ import { JudgeCache } from '../../lib/judge/cache';
 import { COHERENCE_PROMPT_NAME, DEFAULT_COHERENCE_PROMPT, Judge, loadJudgePrompts, selectJudgePrompt } from '../../lib/judge/judge';
 import { createLocalJudge } from '../../lib/judge/local';
 import { createOpenAIJudge } from '../../lib/judge/openai-logprob';
+import { isTrait } from '../../lib/organism/grammar';
+import { OrganismJudge } from '../../lib/organism/judge';
 import type { Model } from '../../lib/model/checkpoint';
 import { readArtifacts, artifactPath } from '../../lib/persona/artifacts';
 import { extractPersonaVector } from '../../lib/persona/extract';
@@ -13,9 +15,10 @@ import { Progress, startProgress } from '../../lib/progress';
 import { Tokenizer } from '../../lib/tokenizer';
 import { loadModel, prepareBackend, writeJson } from '../common';
 
-/** Flags choosing the judge: an OpenAI-compatible model (paper) or a local checkpoint. */
+/** Flags choosing the judge: an OpenAI-compatible model (paper), a local checkpoint, or the organism's rule-based judge. */
 export function judgeOptions<T>(y: Argv<T>) {
   return y
+    .option('judge', { type: 'string', choices: ['organism'], describe: "'organism': the rule-based judge of models/organism (lib/organism/judge.ts) instead of a model" })
     .option('judge-model', { type: 'string', describe: 'OpenAI-compatible judge model (e.g. gpt-4.1-mini-2025-04-14)' })
     .option('judge-base-url', { type: 'string', describe: 'Judge API base URL incl. /v1 (default $OPENAI_BASE_URL or OpenAI)' })
     .option('judge-local', { type: 'string', describe: 'Checkpoint directory of a local judge model (instead of an API)' })
@@ -25,11 +28,17 @@ export function judgeOptions<T>(y: Argv<T>) {
 }
 
 export interface JudgeArgs {
-  'judge-model'?: string; 'judge-base-url'?: string; 'judge-local'?: string; 'judge-concurrency': number; 'judge-prompts'?: string; 'judge-cache'?: string;
+  judge?: string; 'judge-model'?: string; 'judge-base-url'?: string; 'judge-local'?: string; 'judge-concurrency': number; 'judge-prompts'?: string; 'judge-cache'?: string;
 }
 
 /** Trait + coherence judges from the flags; returns a dispose function for a local judge model. */
-export function judgesFrom(argv: JudgeArgs, traitPrompt: string, outDir: string): { judges: RolloutJudges; dispose: () => void } {
+export function judgesFrom(argv: JudgeArgs, trait: string, traitPrompt: string, outDir: string): { judges: RolloutJudges; dispose: () => void } {
+  if (argv.judge === 'organism') {
+    if (argv['judge-model'] || argv['judge-local']) throw new PersonaError('--judge organism cannot be combined with --judge-model or --judge-local', { field: 'judge' });
+    if (!isTrait(trait)) throw new PersonaError(`the organism judge knows no trait '${trait}'`, { field: 'trait' });
+    // Rule-based and instant: no judge cache.
+    return { judges: { trait: new OrganismJudge(trait), coherence: new OrganismJudge('coherence') }, dispose: () => undefined };
+  }
   const cache = new JudgeCache(argv['judge-cache'] ?? path.join(outDir, 'judge-cache.jsonl'));
   const coherence = argv['judge-prompts'] ? selectJudgePrompt(loadJudgePrompts(argv['judge-prompts']), COHERENCE_PROMPT_NAME, argv['judge-prompts']) : DEFAULT_COHERENCE_PROMPT;
   if (argv['judge-local']) {
@@ -38,7 +47,7 @@ export function judgesFrom(argv: JudgeArgs, traitPrompt: string, outDir: string)
     const mk = (template: string, name: string): Judge => createLocalJudge(m, t, { template, cache, name });
     return { judges: { trait: mk(traitPrompt, 'trait'), coherence: mk(coherence, 'coherence') }, dispose: () => m.dispose() };
   }
-  if (!argv['judge-model']) throw new PersonaError('give --judge-model NAME (OpenAI-compatible API) or --judge-local DIR', { field: 'judge-model' });
+  if (!argv['judge-model']) throw new PersonaError('give --judge-model NAME (OpenAI-compatible API), --judge-local DIR or --judge organism', { field: 'judge-model' });
   const client = { model: argv['judge-model'], baseURL: argv['judge-base-url'], concurrency: argv['judge-concurrency'] };
   return { judges: { trait: createOpenAIJudge({ client, template: traitPrompt, cache, name: 'trait' }), coherence: createOpenAIJudge({ client, template: coherence, cache, name: 'coherence' }) }, dispose: () => undefined };
 }
@@ -97,7 +106,7 @@ export const extractCommand: CommandModule<object, Args> = {
     const bar = stagedProgress();
     try {
       // Inside try: a judge that fails to load must not leak the model loaded above.
-      const j = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+      const j = judgesFrom(argv, argv.trait, artifacts.eval_prompt, argv.out);
       const judges = j.judges;
       dispose = j.dispose;
       const r = await extractPersonaVector({

@@ -58,7 +58,7 @@ export const monitorCommand: CommandModule<object, Args> = {
     const bar = stagedProgress();
     try {
       // Inside try: a judge that fails to load must not leak the model loaded above.
-      const j = judgesFrom(argv, artifacts.eval_prompt, argv.out);
+      const j = judgesFrom(argv, argv.trait, artifacts.eval_prompt, argv.out);
       const judges = j.judges;
       dispose = j.dispose;
       const r = await monitorProjections({ model, tokenizer: Tokenizer.load(argv.model), vector, layer: argv.layer, trait: argv.trait, questions: artifacts.questions, conditions, judges, outDir: argv.out, samples: argv.samples, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], nullCount: argv['null-count'], onProgress: bar.on });
