@@ -21,6 +21,11 @@ export const vectorCommand: CommandModule<object, Args> = {
     const v = PersonaVector.load(argv.input, { numLayers: argv['num-layers'], layer: argv.layer });
     if (argv.action === 'info') {
       process.stdout.write(`${argv.input}: [${v.numRows}, ${v.hidden}] ${JSON.stringify(v.meta)}\n`);
+      if (v.numRows === 1 && v.meta.singleLayer === undefined) {
+        // A bare [hidden] direction: its layer is unknown, but its norm is not (v.norm(L) would need a layer).
+        printTable([['layer', 'norm'], ['? (give --layer)', Math.hypot(...v.data)]]);
+        return;
+      }
       const rows = v.meta.singleLayer !== undefined ? [v.meta.singleLayer] : Array.from({ length: v.numRows }, (_, i) => i);
       printTable([['layer', 'norm'], ...rows.map((L) => [L, v.norm(L)])]);
       return;
