@@ -34,6 +34,8 @@ export const screenCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     await prepareBackend(argv);
     let filter: ScreenFilter | undefined;
+    // A filter without a place to write its result would be ignored silently.
+    if (argv['filtered-out'] === undefined && argv.keep !== undefined) throw new PersonaError(`--keep ${argv.keep} needs --filtered-out FILE`, { field: 'filtered-out' });
     if (argv['filtered-out'] !== undefined) {
       if (argv.keep === 'top' || argv.keep === 'bottom') {
         if (argv.k === undefined) throw new PersonaError(`--keep ${argv.keep} needs --k`, { field: 'k' });
