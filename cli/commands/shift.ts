@@ -5,18 +5,23 @@ import { renderItemPrompt } from '../../lib/persona/rollouts';
 import { finetuningShift } from '../../lib/persona/shift';
 import { PersonaVector } from '../../lib/persona/vector';
 import { Tokenizer } from '../../lib/tokenizer';
+import type { Model } from '../../lib/model/checkpoint';
+import { PersonaError } from '../../lib/errors';
+import type { LoraAdapters } from '../../lib/train/lora';
+import { loadAdapter } from '../../lib/train/peft';
 import { loadModel, prepareBackend, writeJson } from '../common';
 import { printTable } from './extract';
 
-interface Args { base: string; finetuned: string; trait: string; artifacts: string; vector: string; layer: number; out?: string; 'batch-size': number; 'null-count': number; seed: string; backend?: string }
+interface Args { base: string; finetuned?: string; adapter?: string; trait: string; artifacts: string; vector: string; layer: number; out?: string; 'batch-size': number; 'null-count': number; seed: string; backend?: string }
 
 export const shiftCommand: CommandModule<object, Args> = {
   command: 'shift',
-  describe: 'Finetuning shift: (finetuned − base) mean last-prompt activation over eval prompts, projected on the vector (full checkpoints)',
+  describe: 'Finetuning shift: (finetuned − base) mean last-prompt activation over eval prompts, projected on the vector (full checkpoint or PEFT adapter)',
   builder: (y) =>
     y
       .option('base', { type: 'string', demandOption: true, describe: 'Base checkpoint directory (its tokenizer renders the prompts)' })
-      .option('finetuned', { type: 'string', demandOption: true, describe: 'Finetuned full checkpoint directory' })
+      .option('finetuned', { type: 'string', describe: 'Finetuned full checkpoint directory' })
+      .option('adapter', { type: 'string', describe: 'Or: PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied on top of --base' })
       .option('trait', { type: 'string', demandOption: true })
       .option('artifacts', { type: 'string', demandOption: true })
       .option('vector', { type: 'string', demandOption: true })
@@ -32,15 +37,22 @@ export const shiftCommand: CommandModule<object, Args> = {
     const tok = Tokenizer.load(argv.base);
     const prompts = artifacts.questions.map((q) => tok.encode(renderItemPrompt(tok, { question: q, questionId: '' })));
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
+    if ((argv.finetuned === undefined) === (argv.adapter === undefined)) throw new PersonaError('give exactly one of --finetuned DIR (full checkpoint) or --adapter DIR (PEFT adapter on --base)', { field: argv.finetuned === undefined ? 'finetuned' : 'adapter' });
     const base = loadModel(argv.base);
-    const ft = loadModel(argv.finetuned);
+    let ft: Model | undefined;
+    let lora: LoraAdapters | undefined;
     try {
-      const r = finetuningShift({ base: { model: base }, finetuned: { model: ft }, prompts, vector, layer: argv.layer, batchSize: argv['batch-size'], nullCount: argv['null-count'], seed: argv.seed });
-      if (argv.out) writeJson(argv.out, { ...r, diff: Array.from(r.diff), base: path.resolve(argv.base), finetuned: path.resolve(argv.finetuned) });
+      if (argv.adapter !== undefined) lora = loadAdapter(argv.adapter, base);
+      else ft = loadModel(argv.finetuned!);
+      const finetuned = lora ? { model: base, adapters: lora.adapters() } : { model: ft! };
+      const r = finetuningShift({ base: { model: base }, finetuned, prompts, vector, layer: argv.layer, batchSize: argv['batch-size'], nullCount: argv['null-count'], seed: argv.seed });
+      const what = argv.adapter !== undefined ? { adapter: path.resolve(argv.adapter) } : { finetuned: path.resolve(argv.finetuned!) };
+      if (argv.out) writeJson(argv.out, { ...r, diff: Array.from(r.diff), base: path.resolve(argv.base), ...what });
       printTable([['layer', 'projection', '|diff|', 'null mean|p|', 'null 97.5%', 'above null'], [r.layer, r.projection, r.diffNorm, r.null.meanAbs, r.null.p975, r.beatsNull ? 'yes' : 'no']]);
     } finally {
+      lora?.dispose();
+      ft?.dispose();
       base.dispose();
-      ft.dispose();
     }
   },
 };
