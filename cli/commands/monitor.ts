@@ -39,6 +39,8 @@ export const monitorCommand: CommandModule<object, Args> = {
         .option('null-count', { type: 'number', default: 20 }),
     ) as never,
   handler: async (argv) => {
+    // Checked up front: the library would only find out after every rollout had been generated.
+    if (!Number.isInteger(argv['null-count']) || argv['null-count'] < 20) throw new PersonaError(`--null-count must be an integer >= 20 (random directions for the null), got ${argv['null-count']}`, { field: 'null-count' });
     await prepareBackend(argv);
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'eval');
     const artifacts = readArtifacts(file);
