@@ -219,6 +219,21 @@ describe('persona monitor', () => {
   });
 });
 
+describe('flag checks before any work', () => {
+  test('--null-count below 20 fails at once in monitor and shift, naming the flag, with no rollouts written', async () => {
+    const { file } = trimmedArtifacts('eval', 1);
+    const out = path.join(tmp, 'monitor-null');
+    const common = ['--trait', TRAIT, '--artifacts', file, '--vector', vectorFile, '--layer', String(L), '--null-count', '5'];
+    const m = await run(['monitor', '--model', ORGANISM, '--out', out, '--judge', 'organism', ...common]);
+    const s = await run(['shift', '--base', ORGANISM, '--finetuned', ORGANISM, ...common]);
+    for (const r of [m, s]) {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^persona: field 'null-count': --null-count must be an integer >= 20/);
+    }
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});
+
 describe('persona shift', () => {
   let adapterDir: string;
   let mergedDir: string;
