@@ -25,7 +25,7 @@ import { PersonaVector, project } from '../../lib/persona/vector';
 import { Tokenizer } from '../../lib/tokenizer';
 import { LoraAdapters, loraModules } from '../../lib/train/lora';
 import { loadAdapter, saveAdapter } from '../../lib/train/peft';
-import { LlmTestServer, MESSAGES_PATH } from '../support/llm-server';
+import { CHAT_PATH, LlmTestServer, MESSAGES_PATH, scoreDistribution } from '../support/llm-server';
 
 const ORGANISM = path.join(__dirname, '..', '..', 'models', 'organism');
 const TRAIT = 'evil';
@@ -118,6 +118,17 @@ describe('persona extract', () => {
       expect(maxAbsDiff(saved.data, v.data)).toBeLessThan(1e-5);
     }
     expect(r.stdout).toContain(`${summary.kept}/15`);
+  });
+  test('a rerun on the same --out resumes from the rollout CSVs and saves the same vector', async () => {
+    const { file } = trimmedArtifacts('extract', 3);
+    const out = path.join(tmp, 'extract');
+    const before = fs.readFileSync(path.join(out, `${TRAIT}_pos_instruct.csv`), 'utf8');
+    const v0 = PersonaVector.load(vectorFile);
+    // Shorter answers if anything were regenerated: the CSVs must stay as they were.
+    const r = await run(['extract', '--model', ORGANISM, '--trait', TRAIT, '--artifacts', file, '--out', out, '--judge', 'organism', '--samples', '1', '--max-new-tokens', '4', '--batch-size', '16']);
+    ok(r);
+    expect(fs.readFileSync(path.join(out, `${TRAIT}_pos_instruct.csv`), 'utf8')).toBe(before);
+    expect(PersonaVector.load(vectorFile).data).toEqual(v0.data);
   });
 });
 
@@ -365,6 +376,40 @@ describe('persona trait new', () => {
     expect(ev.questions).toEqual(generated.questions.slice(20));
     expect(ev.instruction).toEqual(generated.instruction);
     expect(ex.eval_prompt).toBe(generated.eval_prompt);
+  });
+  test('--provider openai speaks the chat-completions API', async () => {
+    server.reset();
+    const generated = {
+      instruction: Array.from({ length: 5 }, (_, i) => ({ pos: `Be gloomy ${i}.`, neg: `Be sunny ${i}.` })),
+      questions: Array.from({ length: 40 }, (_, i) => `Gloomy question ${i}?`),
+      eval_prompt: 'Rate gloom.\nQuestion: {question}\nAnswer: {answer}',
+    };
+    server.enqueue(CHAT_PATH, { kind: 'chat', content: JSON.stringify(generated) });
+    const out = path.join(tmp, 'traits-openai');
+    ok(await run(['trait', 'new', 'gloomy', '--description', 'sees the dark side', '--provider', 'openai', '--llm-model', 'gpt-test', '--base-url', `${server.url}/v1`, '--out', out]));
+    expect(server.count(CHAT_PATH)).toBe(1);
+    expect(readArtifacts(path.join(out, 'trait_data_eval', 'gloomy.json')).questions).toEqual(generated.questions.slice(20));
+  });
+
+  test('eval with an OpenAI-compatible judge over HTTP: logprob-weighted scores in the CSV, cached on rerun', async () => {
+    server.reset();
+    // Trait prompts ask about the trait, coherence prompts about coherence; the server answers each with its own distribution.
+    server.setFallback(CHAT_PATH, (req) => ({ kind: 'chat', topLogprobs: /coheren/i.test(req.body.messages[0].content) ? scoreDistribution([['80', 0.5], ['90', 0.5]]) : scoreDistribution([['10', 0.6], ['40', 0.2]]) }));
+    const { file } = trimmedArtifacts('eval', 2);
+    const out = path.join(tmp, 'eval-api');
+    const args = ['eval', '--model', ORGANISM, '--trait', TRAIT, '--artifacts', file, '--out', out, '--judge-model', 'judge-test', '--judge-base-url', `${server.url}/v1`, '--samples', '1', '--max-new-tokens', '24'];
+    ok(await run(args));
+    expect(server.count(CHAT_PATH)).toBe(4); // 2 answers × (trait, coherence)
+    const rows = csvRecords(path.join(out, `${TRAIT}_unsteered.csv`));
+    for (const x of rows) {
+      expect(Number(x[TRAIT])).toBeCloseTo((10 * 0.6 + 40 * 0.2) / 0.8, 6);
+      expect(Number(x.coherence)).toBeCloseTo(85, 6);
+    }
+    expect(fs.existsSync(path.join(out, 'judge-cache.jsonl'))).toBe(true);
+    // A fresh out dir with the same judge cache asks the server nothing.
+    const out2 = path.join(tmp, 'eval-api-2');
+    ok(await run([...args.map((a) => (a === out ? out2 : a)), '--judge-cache', path.join(out, 'judge-cache.jsonl')]));
+    expect(server.count(CHAT_PATH)).toBe(4);
   });
 });
 
