@@ -5,30 +5,8 @@
  *
  * Same as `persona run CONFIG`, then prints a summary table and, last, the summary path. Resumes after any interruption.
  */
-import * as fs from 'node:fs';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { BackendRequest, useBackend } from '../lib/backend';
-import { PersonaError } from '../lib/errors';
-import { loadExperiment, runExperiment } from '../lib/experiment';
 import { formatTable } from '../lib/experiment/studies/organism-common';
 import { screeningTable } from '../lib/experiment/studies/screening';
+import { runStudyEntryPoint } from './study-entry';
 
-async function main(): Promise<void> {
-  const argv = yargs(hideBin(process.argv))
-    .usage('$0 [config]')
-    .option('backend', { type: 'string', default: 'wasm' })
-    .option('progress', { type: 'boolean', default: true })
-    .strict()
-    .parseSync();
-  const exp = loadExperiment(String(argv._[0] ?? 'configs/organism/screening.yaml'));
-  await useBackend(argv.backend as BackendRequest, (m) => process.stderr.write(`${m}\n`));
-  const r = await runExperiment(exp, { progress: argv.progress, log: (m) => process.stderr.write(`screening: ${m}\n`) });
-  const summary = JSON.parse(fs.readFileSync(r.collected!.summaryFile, 'utf8'));
-  process.stdout.write(formatTable(screeningTable(summary.screening)) + `${r.collected!.summaryFile}\n`);
-}
-
-main().catch((e) => {
-  process.stderr.write(`screening: ${e instanceof PersonaError ? e.message : (e as Error).stack}\n`);
-  process.exit(1);
-});
+runStudyEntryPoint('screening', 'configs/organism/screening.yaml', (s) => formatTable(screeningTable(s.screening as never)));
