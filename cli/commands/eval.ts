@@ -51,6 +51,7 @@ export const evalCommand: CommandModule<object, Args> = {
       let settings: SteeringSetting[];
       if (argv.vector === undefined) {
         if (coefs.some((c) => c !== 0)) throw new PersonaError('--coefs other than 0 need --vector', { field: 'vector' });
+        if (argv.layer !== undefined) throw new PersonaError('--layer without --vector: there is nothing to steer with', { field: 'layer' });
         settings = [{ label: 'unsteered', interventions: [] }];
       } else {
         if (argv.layer === undefined) throw new PersonaError('--layer is required with --vector', { field: 'layer' });

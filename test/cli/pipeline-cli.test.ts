@@ -173,6 +173,13 @@ describe('persona vector', () => {
 });
 
 describe('persona eval', () => {
+  test('--layer without --vector is refused (nothing to steer with)', async () => {
+    const { file } = trimmedArtifacts('eval', 1);
+    const r = await run(['eval', '--model', ORGANISM, '--trait', TRAIT, '--artifacts', file, '--out', path.join(tmp, 'eval-bad'), '--judge', 'organism', '--layer', '3', '--samples', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/field 'layer': --layer without --vector/);
+  });
+
   test('one CSV per coefficient with the paper columns; the summary is the mean of the CSV scores', async () => {
     const { file } = trimmedArtifacts('eval', 2);
     evalDir = path.join(tmp, 'eval');
