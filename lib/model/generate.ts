@@ -129,11 +129,17 @@ export function sampler(opts: SamplingOptions): (logits: Float32Array) => number
   if (!Number.isInteger(topK) || topK < 0) throw new PersonaError(`top-k must be a non-negative integer, got ${topK}`, { field: 'top_k' });
   const rng = seedrandom(String(opts.seed ?? 0));
   return (logits) => {
-    // Candidates sorted by logit, cut by top-k, then by top-p (keep the smallest prefix whose mass reaches p).
-    let order = Array.from(logits.keys()).filter((i) => logits[i] > -Infinity);
+    let max = -Infinity;
+    for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+    if (max === -Infinity) return argmax(logits);
+    // Candidates sorted by logit, cut by top-k, then by top-p (the smallest prefix whose mass reaches p). Tokens more
+    // than 30 nats below the best are left out before sorting (together they carry < vocab·e^-30 of the mass), so a
+    // 150k vocabulary is not sorted whole for every row at every step.
+    const floor = max - 30 * temperature;
+    let order: number[] = [];
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor) order.push(i);
     order.sort((a, b) => logits[b] - logits[a] || a - b);
     if (topK > 0) order = order.slice(0, topK);
-    const max = logits[order[0]];
     let probs = order.map((i) => Math.exp((logits[i] - max) / temperature));
     let total = probs.reduce((s, p) => s + p, 0);
     if (topP < 1) {

@@ -32,6 +32,22 @@ test('sampler: top-p keeps the smallest prefix reaching p, top-k the k best', ()
   expect(seen({})).toEqual(new Set([0, 1, 2, 3]));
 });
 
+test('plain temperature sampling draws each token with its softmax probability', () => {
+  const p = [0.5, 0.3, 0.15, 0.05];
+  const logits = Float32Array.from(p.map(Math.log));
+  const draw = sampler({ temperature: 1, seed: 'freq' });
+  const counts = [0, 0, 0, 0];
+  const n = 20000;
+  for (let i = 0; i < n; i++) counts[draw(logits)]++;
+  counts.forEach((c, i) => expect(Math.abs(c / n - p[i])).toBeLessThan(0.015));
+  const hot = sampler({ temperature: 2, seed: 'freq' }); // T = 2 flattens: p^(1/2), renormalised
+  const q = p.map(Math.sqrt);
+  const z = q.reduce((a, b) => a + b, 0);
+  const c2 = [0, 0, 0, 0];
+  for (let i = 0; i < n; i++) c2[hot(logits)]++;
+  c2.forEach((c, i) => expect(Math.abs(c / n - q[i] / z)).toBeLessThan(0.015));
+});
+
 test('stops at EOS per row, includes the EOS, and respects min new tokens', () => {
   const greedy = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [] }).tokens;
   const eos = greedy[0][2]; // make the third token of row 0 an "EOS"
