@@ -87,8 +87,11 @@ export interface OrganismCell {
   judge: JudgeSettings;
 }
 
-/** Checks the model directory, the trait artifact files and every layer against the model; errors name the key. */
-export function validateOrganism(ctx: ValidateContext, layerFields: string[] = []): void {
+/**
+ * Checks the model directory, every layer field against the model, and the trait artifact files; errors name the
+ * key. Traits: the config's `trait` values, or (multi-trait studies) the given list.
+ */
+export function validateOrganism(ctx: ValidateContext, layerFields: string[] = [], traits?: readonly Trait[]): void {
   ctx.requireFiles('model', 'model directory');
   for (const { value: m } of ctx.valuesOf('model')) {
     const modelDir = ctx.resolvePath(String(m));
@@ -97,13 +100,14 @@ export function validateOrganism(ctx: ValidateContext, layerFields: string[] = [
       for (const l of ctx.valuesOf(field))
         if (typeof l.value === 'number' && (l.value > cfg.numLayers || l.value < 1))
           ctx.fail(l.keyPath, `layer ${l.value} is beyond the model (${String(m)} has ${cfg.numLayers} decoder layers: persona-vector layers 1..${cfg.numLayers})`);
-    const artifactValues = ctx.valuesOf('artifacts');
-    for (const a of artifactValues) {
+    const wanted = traits ? traits.map((t) => ({ value: t as unknown, keyPath: ctx.keyOf('model') })) : ctx.valuesOf('trait');
+    for (const a of ctx.valuesOf('artifacts')) {
       const dir = a.value === undefined ? path.join(modelDir, 'artifacts') : ctx.resolvePath(String(a.value));
-      for (const t of ctx.valuesOf('trait'))
-        for (const split of ['extract', 'eval'])
-          if (!fs.existsSync(path.join(dir, `trait_data_${split}`, `${String(t.value)}.json`)))
-            ctx.fail(a.value === undefined ? t.keyPath : a.keyPath, `trait artifact file not found: ${path.join(dir, `trait_data_${split}`, `${String(t.value)}.json`)}`);
+      for (const t of wanted)
+        for (const split of ['extract', 'eval']) {
+          const f = path.join(dir, `trait_data_${split}`, `${String(t.value)}.json`);
+          if (!fs.existsSync(f)) ctx.fail(a.value === undefined ? t.keyPath : a.keyPath, `trait artifact file not found: ${f}`);
+        }
     }
   }
 }

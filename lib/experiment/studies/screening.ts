@@ -18,7 +18,7 @@ import { PersonaError } from '../../errors';
 import { writeFileAtomic } from '../../io/atomic';
 import { captureActivations } from '../../model/capture';
 import { generate } from '../../model/generate';
-import { FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion, finetuneDataset } from '../../organism/datasets';
+import { FINETUNE_VERSIONS, finetuneDataset } from '../../organism/datasets';
 import type { Trait } from '../../organism/grammar';
 import { sequenceOf } from '../../persona/extract';
 import { correlationWithNull } from '../../persona/monitor';
@@ -29,22 +29,15 @@ import { project } from '../../persona/vector';
 import { FigureSpec, Row, histogramPair, scatterWithFit } from '../../plot';
 import { sha256Hex } from '../hash';
 import { CellResult, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismEnv, TRAIT_ENUM, finite, loadOrganism } from './organism-common';
-import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneOverrides, organismFieldsNoTrait, traitContext, validateMultiTrait, withFinetune } from './shift';
+import { LoadedOrganism, TableRow, OrganismEnv, TRAIT_ENUM, finite, loadOrganism, validateOrganism } from './organism-common';
+import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneDatasetFields, organismFieldsNoTrait, traitContext, withFinetune } from './shift';
 
 export const screeningSchema = z
   .object({
     ...organismFieldsNoTrait,
-    kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe(`Finetuning dataset family: ${FINETUNE_KINDS.join(' | ')}`),
-    version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version: normal | I | II'),
+    ...finetuneDatasetFields,
     traits: z.array(TRAIT_ENUM).min(1).default(SHIFT_TRAITS).describe('Traits whose vectors screen the data (and whose score after finetuning it is compared with)'),
     screen_samples: z.number().int().min(2).default(100).describe('Training samples screened per dataset (the first n of the finetuning dataset)'),
-    samples: z.number().int().min(1).default(4).describe('Answers per eval question when scoring the finetuned model (as the shift study, whose cache it shares)'),
-    layer: z.number().int().min(1).optional().describe('Layer of the projection; default: the monitor layer chosen by monitoring quality'),
-    layer_samples: z.number().int().min(1).default(4).describe('Answers per (graded system prompt, question) used to choose the monitor layer'),
-    finetune: finetuneOverrides.default({}).describe('Overrides of the organism LoRA recipe (for the trait score after finetuning)'),
-    null_directions: z.number().int().min(20).default(20).describe('Norm-matched random directions in each null'),
-    bootstrap_reps: z.number().int().min(10).default(1000).describe('Bootstrap resamples of each CI'),
   })
   .strict();
 
@@ -93,7 +86,7 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
   schema: screeningSchema,
   pathFields: ['model', 'artifacts'],
   validate(config, ctx) {
-    validateMultiTrait(ctx, configTraits(config.product), ['layer']);
+    validateOrganism(ctx, ['layer'], configTraits(config.product));
   },
   async runCell(cell, ctx) {
     const org = loadOrganism(ctx, ctx.resolvePath(cell.model));

@@ -18,7 +18,6 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { PersonaError } from '../../errors';
 import { writeFileAtomic } from '../../io/atomic';
-import { readModelConfig } from '../../model/config';
 import type { Intervention } from '../../model/interventions';
 import type { LinearAdapter } from '../../model/transformer';
 import { FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion } from '../../organism/datasets';
@@ -30,8 +29,8 @@ import { correlateShifts, finetuningShift } from '../../persona/shift';
 import { mean } from '../../persona/stats';
 import type { PersonaVector } from '../../persona/vector';
 import { Caption, FigureSpec, Row, captionLines, lineChart, scatterWithFit } from '../../plot';
-import { CellResult, ValidateContext, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector } from './organism-common';
+import { CellResult, registerStudy } from '../study';
+import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector, validateOrganism } from './organism-common';
 
 /** The traits the paper measures after finetuning (its finetuning datasets target these three). */
 export const SHIFT_TRAITS: Trait[] = ['evil', 'sycophantic', 'hallucinating'];
@@ -164,27 +163,6 @@ export function traitContext(env: OrganismEnv & { resolvePath(p: string): string
   });
 }
 
-/** Checks the model, every layer field and the artifact files of every listed trait; errors name the key. */
-export function validateMultiTrait(ctx: ValidateContext, traits: readonly Trait[], layerFields: string[] = []): void {
-  ctx.requireFiles('model', 'model directory');
-  for (const { value: m } of ctx.valuesOf('model')) {
-    const modelDir = ctx.resolvePath(String(m));
-    const cfg = readModelConfig(modelDir);
-    for (const field of layerFields)
-      for (const l of ctx.valuesOf(field))
-        if (typeof l.value === 'number' && (l.value > cfg.numLayers || l.value < 1))
-          ctx.fail(l.keyPath, `layer ${l.value} is beyond the model (${String(m)} has ${cfg.numLayers} decoder layers: persona-vector layers 1..${cfg.numLayers})`);
-    for (const a of ctx.valuesOf('artifacts')) {
-      const dir = a.value === undefined ? path.join(modelDir, 'artifacts') : ctx.resolvePath(String(a.value));
-      for (const t of traits)
-        for (const split of ['extract', 'eval']) {
-          const f = path.join(dir, `trait_data_${split}`, `${t}.json`);
-          if (!fs.existsSync(f)) ctx.fail(a.value === undefined ? ctx.keyOf('model') : a.keyPath, `trait artifact file not found: ${f}`);
-        }
-    }
-  }
-}
-
 /** The `traits` values of a config (defaults applied). */
 export function configTraits(product: readonly { traits?: Trait[] }[]): Trait[] {
   return [...new Set(product.flatMap((p) => p.traits ?? SHIFT_TRAITS))];
@@ -196,18 +174,23 @@ export const datasetName = (kind: string, version: string) => `${kind}_${version
 // The study
 // ---------------------------------------------------------------------------------------------------
 
+/** Fields of every study that finetunes on one organism dataset and measures along trait vectors (shift, screening). */
+export const finetuneDatasetFields = {
+  kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe(`Finetuning dataset family: ${FINETUNE_KINDS.join(' | ')} (lib/organism/datasets.ts)`),
+  version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version: normal | I (mild) | II (severe)'),
+  samples: z.number().int().min(1).default(4).describe('Answers per eval question when scoring a finetuned model'),
+  layer: z.number().int().min(1).optional().describe('Layer of the projection; default: the monitor layer chosen by monitoring quality (organism-common)'),
+  layer_samples: z.number().int().min(1).default(4).describe('Answers per (graded system prompt, question) used to choose the monitor layer (as the monitoring study)'),
+  finetune: finetuneOverrides.default({}).describe('Overrides of the organism LoRA recipe (lib/organism/finetune.ts)'),
+  null_directions: z.number().int().min(20).default(20).describe('Norm-matched random directions in each null'),
+  bootstrap_reps: z.number().int().min(10).default(1000).describe('Bootstrap resamples of each CI'),
+};
+
 export const shiftSchema = z
   .object({
     ...organismFieldsNoTrait,
-    kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe(`Finetuning dataset family: ${FINETUNE_KINDS.join(' | ')} (lib/organism/datasets.ts)`),
-    version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version: normal | I (mild) | II (severe)'),
+    ...finetuneDatasetFields,
     traits: z.array(TRAIT_ENUM).min(1).default(SHIFT_TRAITS).describe('Traits scored after finetuning and whose vectors measure the shift'),
-    samples: z.number().int().min(1).default(4).describe('Answers per eval question when scoring a finetuned model'),
-    layer: z.number().int().min(1).optional().describe('Layer of the shift; default: the monitor layer chosen by monitoring quality (organism-common)'),
-    layer_samples: z.number().int().min(1).default(4).describe('Answers per (graded system prompt, question) used to choose the monitor layer (as the monitoring study)'),
-    finetune: finetuneOverrides.default({}).describe('Overrides of the organism LoRA recipe (lib/organism/finetune.ts)'),
-    null_directions: z.number().int().min(20).default(20).describe('Norm-matched random directions in the null of r'),
-    bootstrap_reps: z.number().int().min(10).default(1000).describe('Bootstrap resamples of the CI of r'),
   })
   .strict();
 
@@ -246,7 +229,7 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
   schema: shiftSchema,
   pathFields: ['model', 'artifacts'],
   validate(config, ctx) {
-    validateMultiTrait(ctx, configTraits(config.product), ['layer']);
+    validateOrganism(ctx, ['layer'], configTraits(config.product));
   },
   async runCell(cell, ctx) {
     const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
