@@ -5,8 +5,8 @@ import type { Positions } from '../../lib/model/interventions';
 import { artifactPath, readArtifacts } from '../../lib/persona/artifacts';
 import { SteeringSetting, evaluateSteering, steeringSettings } from '../../lib/persona/evaluate';
 import { Tokenizer } from '../../lib/tokenizer';
-import { layerVector, loadModel, prepareBackend, writeJson } from '../common';
-import { JudgeArgs, judgeOptions, judgesFrom, printTable, stagedProgress } from './extract';
+import { layerVector, prepareBackend, writeJson } from '../common';
+import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
 
 interface Args extends JudgeArgs {
   model: string; trait: string; artifacts: string; out: string; vector?: string; layer?: number; coefs: string; positions: string; samples: number;
@@ -17,7 +17,7 @@ export const evalCommand: CommandModule<object, Args> = {
   command: 'eval',
   describe: 'Steering evaluation: eval questions × samples per coefficient, judged; mean ± stderr of trait and coherence',
   builder: (y) =>
-    judgeOptions(
+    rolloutOptions(judgeOptions(
       y
         .option('model', { type: 'string', demandOption: true })
         .option('trait', { type: 'string', demandOption: true })
@@ -28,43 +28,28 @@ export const evalCommand: CommandModule<object, Args> = {
         .option('coefs', { type: 'string', default: '0', describe: 'Comma-separated steering coefficients (0 = unsteered)' })
         .option('positions', { type: 'string', choices: ['all', 'prompt', 'response'], default: 'response' })
         .option('samples', { type: 'number', default: 10 })
-        .option('system', { type: 'string', describe: 'System prompt for every rollout' })
-        .option('max-new-tokens', { type: 'number', default: 1000 })
-        .option('temperature', { type: 'number', default: 1 })
-        .option('seed', { type: 'string', default: '0' })
-        .option('batch-size', { type: 'number', default: 8 }),
-    ) as never,
+        .option('system', { type: 'string', describe: 'System prompt for every rollout' }),
+    )) as never,
   handler: async (argv) => {
     await prepareBackend(argv);
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'eval');
     const artifacts = readArtifacts(file);
     const coefs = argv.coefs.split(',').map((s) => Number(s.trim()));
     if (coefs.some((c) => !Number.isFinite(c))) throw new PersonaError(`--coefs must be numbers separated by commas, got '${argv.coefs}'`, { field: 'coefs' });
-    const model = loadModel(argv.model);
-    let dispose = (): void => undefined;
-    const bar = stagedProgress();
-    try {
-      // Inside try: a judge that fails to load must not leak the model loaded above.
-      const j = judgesFrom(argv, argv.trait, artifacts.eval_prompt, argv.out);
-      const judges = j.judges;
-      dispose = j.dispose;
-      let settings: SteeringSetting[];
-      if (argv.vector === undefined) {
-        if (coefs.some((c) => c !== 0)) throw new PersonaError('--coefs other than 0 need --vector', { field: 'vector' });
-        if (argv.layer !== undefined) throw new PersonaError('--layer without --vector: there is nothing to steer with', { field: 'layer' });
-        settings = [{ label: 'unsteered', interventions: [] }];
-      } else {
-        if (argv.layer === undefined) throw new PersonaError('--layer is required with --vector', { field: 'layer' });
-        settings = steeringSettings(layerVector(argv.vector, argv.layer, model), argv.layer, coefs, argv.positions as Positions, model.config.numLayers);
-      }
+    // Flags first: nothing is loaded for a command that cannot run.
+    if (argv.vector === undefined) {
+      if (coefs.some((c) => c !== 0)) throw new PersonaError('--coefs other than 0 need --vector', { field: 'vector' });
+      if (argv.layer !== undefined) throw new PersonaError('--layer without --vector: there is nothing to steer with', { field: 'layer' });
+    } else if (argv.layer === undefined) throw new PersonaError('--layer is required with --vector', { field: 'layer' });
+    await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
+      const settings: SteeringSetting[] =
+        argv.vector === undefined
+          ? [{ label: 'unsteered', interventions: [] }]
+          : steeringSettings(layerVector(argv.vector, argv.layer!, model), argv.layer!, coefs, argv.positions as Positions, model.config.numLayers);
       const res = await evaluateSteering({ model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, settings, outDir: argv.out, samples: argv.samples, system: argv.system, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: bar.on });
       bar.stop();
       writeJson(path.join(argv.out, `${argv.trait}_eval_summary.json`), res);
       printTable([['setting', 'n', argv.trait, '±se', 'coherence', '±se'], ...res.map((s) => [s.label, s.rows, s.traitMean, s.traitStderr, s.coherenceMean, s.coherenceStderr])]);
-    } finally {
-      bar.stop();
-      dispose();
-      model.dispose();
-    }
+    });
   },
 };

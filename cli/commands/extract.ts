@@ -67,6 +67,39 @@ export function stagedProgress(): { on: (stage: string, done: number, total: num
   };
 }
 
+/** Generation flags shared by every command that samples rollouts (extract, eval, monitor). */
+export function rolloutOptions<T>(y: Argv<T>, defaults: { maxNewTokens: number } = { maxNewTokens: 1000 }) {
+  return y
+    .option('max-new-tokens', { type: 'number', default: defaults.maxNewTokens })
+    .option('temperature', { type: 'number', default: 1 })
+    .option('seed', { type: 'string', default: '0' })
+    .option('batch-size', { type: 'number', default: 8 });
+}
+
+/**
+ * Loads the model and the judges, runs `body` with a staged progress bar, and always frees both: a judge that
+ * fails to load must not leak the model loaded before it.
+ */
+export async function withJudgedModel(
+  argv: JudgeArgs & { model: string; out: string },
+  trait: string,
+  traitPrompt: string,
+  body: (model: Model, judges: RolloutJudges, bar: ReturnType<typeof stagedProgress>) => Promise<void>,
+): Promise<void> {
+  const model = loadModel(argv.model);
+  let dispose = (): void => undefined;
+  const bar = stagedProgress();
+  try {
+    const j = judgesFrom(argv, trait, traitPrompt, argv.out);
+    dispose = j.dispose;
+    await body(model, j.judges, bar);
+  } finally {
+    bar.stop();
+    dispose();
+    model.dispose();
+  }
+}
+
 /** Fixed-width rows for the end-of-command summary. */
 export function printTable(rows: (string | number)[][]): void {
   const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(3)) : c)));
@@ -83,7 +116,7 @@ export const extractCommand: CommandModule<object, Args> = {
   command: 'extract',
   describe: 'Extract a persona vector: judged pos/neg rollouts, paired filter, mean differences per layer',
   builder: (y) =>
-    judgeOptions(
+    rolloutOptions(judgeOptions(
       y
         .option('model', { type: 'string', demandOption: true, describe: 'Checkpoint directory (with tokenizer files)' })
         .option('trait', { type: 'string', demandOption: true })
@@ -91,24 +124,13 @@ export const extractCommand: CommandModule<object, Args> = {
         .option('out', { type: 'string', demandOption: true, describe: 'Results folder (rollout CSVs, vectors, judge cache)' })
         .option('samples', { type: 'number', default: 10, describe: 'Samples per (instruction × question)' })
         .option('antonym', { type: 'string', default: 'helpful', describe: 'Assistant name in negative prompts' })
-        .option('threshold', { type: 'number', default: 50 })
-        .option('max-new-tokens', { type: 'number', default: 1000 })
-        .option('temperature', { type: 'number', default: 1 })
-        .option('seed', { type: 'string', default: '0' })
-        .option('batch-size', { type: 'number', default: 8 }),
-    ) as never,
+        .option('threshold', { type: 'number', default: 50 }),
+    )) as never,
   handler: async (argv) => {
     await prepareBackend(argv);
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'extract');
     const artifacts = readArtifacts(file);
-    const model = loadModel(argv.model);
-    let dispose = (): void => undefined;
-    const bar = stagedProgress();
-    try {
-      // Inside try: a judge that fails to load must not leak the model loaded above.
-      const j = judgesFrom(argv, argv.trait, artifacts.eval_prompt, argv.out);
-      const judges = j.judges;
-      dispose = j.dispose;
+    await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
       const r = await extractPersonaVector({
         model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, outDir: argv.out, samples: argv.samples, antonym: argv.antonym,
         threshold: argv.threshold, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],
@@ -117,10 +139,6 @@ export const extractCommand: CommandModule<object, Args> = {
       bar.stop();
       writeJson(path.join(argv.out, `${argv.trait}_extract_summary.json`), { kept: r.kept, total: r.total, emptyAnswers: r.emptyAnswers, files: r.files });
       printTable([['method', 'file', 'kept/total', `norm@L${Math.floor(model.config.numLayers / 2)}`], ...Object.entries(r.vectors).map(([m, v]) => [m, r.files.vectors[m as keyof typeof r.files.vectors], `${r.kept}/${r.total}`, v.norm(Math.floor(model.config.numLayers / 2))])]);
-    } finally {
-      bar.stop();
-      dispose();
-      model.dispose();
-    }
+    });
   },
 };

@@ -7,8 +7,8 @@ import { MonitorCondition, gradedSystemPrompts, manyShotConditions, monitorProje
 import { readRolloutsCsv } from '../../lib/persona/rollouts-csv';
 import { PersonaVector } from '../../lib/persona/vector';
 import { Tokenizer } from '../../lib/tokenizer';
-import { jsonArg, loadModel, prepareBackend, writeJson } from '../common';
-import { JudgeArgs, judgeOptions, judgesFrom, printTable, stagedProgress } from './extract';
+import { jsonArg, prepareBackend, writeJson } from '../common';
+import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
 
 interface Args extends JudgeArgs {
   model: string; trait: string; artifacts: string; out: string; vector: string; layer: number; conditions?: string; 'shots-from'?: string; shots: string;
@@ -19,7 +19,7 @@ export const monitorCommand: CommandModule<object, Args> = {
   command: 'monitor',
   describe: 'Monitoring: last-prompt-token projection per prompt vs judged trait score (Pearson r, bootstrap CI, random-direction null)',
   builder: (y) =>
-    judgeOptions(
+    rolloutOptions(judgeOptions(
       y
         .option('model', { type: 'string', demandOption: true })
         .option('trait', { type: 'string', demandOption: true })
@@ -32,12 +32,8 @@ export const monitorCommand: CommandModule<object, Args> = {
         .option('shots', { type: 'string', default: '0,1,2,4', describe: 'Comma-separated K for --shots-from' })
         .option('antonym', { type: 'string', default: 'helpful' })
         .option('samples', { type: 'number', default: 5 })
-        .option('max-new-tokens', { type: 'number', default: 300 })
-        .option('temperature', { type: 'number', default: 1 })
-        .option('seed', { type: 'string', default: '0' })
-        .option('batch-size', { type: 'number', default: 8 })
         .option('null-count', { type: 'number', default: 20 }),
-    ) as never,
+    ), { maxNewTokens: 300 }) as never,
   handler: async (argv) => {
     // Checked up front: the library would only find out after every rollout had been generated.
     if (!Number.isInteger(argv['null-count']) || argv['null-count'] < 20) throw new PersonaError(`--null-count must be an integer >= 20 (random directions for the null), got ${argv['null-count']}`, { field: 'null-count' });
@@ -55,24 +51,13 @@ export const monitorCommand: CommandModule<object, Args> = {
       conditions = c as MonitorCondition[];
     } else conditions = gradedSystemPrompts(artifacts, argv.trait, argv.antonym);
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
-    const model = loadModel(argv.model);
-    let dispose = (): void => undefined;
-    const bar = stagedProgress();
-    try {
-      // Inside try: a judge that fails to load must not leak the model loaded above.
-      const j = judgesFrom(argv, argv.trait, artifacts.eval_prompt, argv.out);
-      const judges = j.judges;
-      dispose = j.dispose;
+    await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
       const r = await monitorProjections({ model, tokenizer: Tokenizer.load(argv.model), vector, layer: argv.layer, trait: argv.trait, questions: artifacts.questions, conditions, judges, outDir: argv.out, samples: argv.samples, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], nullCount: argv['null-count'], onProgress: bar.on });
       bar.stop();
       writeJson(path.join(argv.out, `${argv.trait}_monitor_summary.json`), r);
       printTable([['condition', 'projection', argv.trait, '±se'], ...r.conditions.map((c) => [c.label, c.projectionMean, c.traitMean, c.traitStderr])]);
       const c = r.correlation;
       process.stdout.write(`pearson r = ${c.r.toFixed(3)} [95% CI ${c.ci95.lo.toFixed(3)}, ${c.ci95.hi.toFixed(3)}] over ${c.n} prompts; random directions (${c.null.count}): mean |r| ${c.null.meanAbs.toFixed(3)}, 97.5% ${c.null.p975.toFixed(3)}${c.beatsNull ? '' : ' — NOT above the null'}\n`);
-    } finally {
-      bar.stop();
-      dispose();
-      model.dispose();
-    }
+    });
   },
 };
