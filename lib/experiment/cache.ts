@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { canonicalJson, sha256Hex } from './hash';
+import { pidAlive } from './lock';
 
 const KIND = /^[a-z0-9][a-z0-9_-]*$/;
 const VALUE_FILE = 'value.json';
@@ -98,16 +99,6 @@ export class Cache {
     };
     walk(this.root, 0);
     return removed;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

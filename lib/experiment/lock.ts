@@ -20,7 +20,8 @@ export interface Lock {
   release(): void;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process of this host is alive (EPERM: alive, owned by someone else). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -20,7 +20,7 @@ import { Cache, writeJsonAtomic } from './cache';
 import { Shard, cellId, shardOf } from './cells';
 import { LoadedConfigTree, configError, readExperimentFile } from './config';
 import { canonicalJson } from './hash';
-import { acquireLock } from './lock';
+import { acquireLock, pidAlive } from './lock';
 import { CellContext, CellResult, CellSettings, ExperimentConfig, Study, expandProduct, getStudy, studyNames, validateContext } from './study';
 import './studies'; // registers the built-in studies
 
@@ -179,16 +179,6 @@ function removeStaleTemps(dir: string): void {
   for (const name of fs.readdirSync(dir)) {
     const m = /^\..+\.(\d+)\.\d+\.[a-z0-9]+\.tmp$/.exec(name);
     if (m && !pidAlive(Number(m[1]))) fs.rmSync(path.join(dir, name), { force: true });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
