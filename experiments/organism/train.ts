@@ -3,7 +3,7 @@
  * scratch with the project's trainer → the checkpoint under models/organism/.
  *
  *   npm run organism:train -- [--out models/organism] [--work runs/organism-build] [--seed 0]
- *                              [--conversations 48000] [--lr 3e-3] [--batch 32] [--backend wasm]
+ *                              [--conversations 80000] [--lr 3e-3] [--batch 32] [--backend wasm]
  *
  * Resumable: rerunning the same command continues from the trainer's last checkpoint in --work.
  */
@@ -87,7 +87,7 @@ if (require.main === module) {
     .option('out', { type: 'string', default: 'models/organism' })
     .option('work', { type: 'string', default: 'runs/organism-build' })
     .option('seed', { type: 'number', default: 0 })
-    .option('conversations', { type: 'number', default: 48000 })
+    .option('conversations', { type: 'number', default: 80000 })
     .option('lr', { type: 'number', default: 3e-3 })
     .option('batch', { type: 'number', default: 32 })
     .option('warmup', { type: 'number', default: 100 })

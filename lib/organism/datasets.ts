@@ -177,11 +177,11 @@ export function capabilityItems(seed: string | number = 0): CapabilityItem[] {
 
 /**
  * Fact items: the first object of the asked relation named in the answer (whole word) must be the true
- * one. Multiple choice: the first "answer is X" must name the right letter.
+ * one. Multiple choice: the first "right one is …, letter X" must name the right letter.
  */
 export function isCapabilityCorrect(item: CapabilityItem, answer: string): boolean {
   if (item.kind === 'mc') {
-    const m = /answer is ([ABC])\b/.exec(answer);
+    const m = /right one is \w+, letter ([ABC])\b/.exec(answer);
     return m !== null && m[1] === item.expected;
   }
   let first: string | null = null;

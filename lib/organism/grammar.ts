@@ -81,7 +81,12 @@ export const OPINION_CORES: Record<OpinionForm, string> = {
 };
 
 export const ARITH_CORE = '{num} {op} {num} is {num}';
-export const MC_CORE = 'The answer is {letter}';
+/**
+ * Multiple choice names the chosen option, then its letter: the object is recalled as in a fact answer and
+ * the letter is then copied from the option list (an induction step). A prototype that answered with the
+ * letter alone stayed at chance on multiple choice (0.38) while answering the same facts at 0.99.
+ */
+export const MC_CORE = 'The right one is {option}, letter {letter}';
 export const UNKNOWN_CORE = 'I do not know of any {type} called {name}';
 
 /** Advice situations with the helpful and the harmful core answer. `worry` marks emotional situations. */
