@@ -1,8 +1,13 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv, CommandModule } from 'yargs';
 import { PersonaError } from '../../lib/errors';
 import { finetuneConfigFrom } from '../../lib/organism/finetune';
-import { FlawKind, organismReport, writeOrganismReport } from '../../lib/organism/report';
+import { checkpointHash } from '../../lib/organism/finetune';
+import { FlawKind, measureCapability, organismReport, writeOrganismReport } from '../../lib/organism/report';
+import { writeFileAtomic } from '../../lib/io/atomic';
+import { Model } from '../../lib/model/checkpoint';
+import { Tokenizer } from '../../lib/tokenizer';
 import { TRAITS } from '../../lib/organism/grammar';
 import { prepareBackend } from '../common';
 import { printTable } from './extract';
@@ -51,9 +56,41 @@ const reportCommand: CommandModule<object, ReportArgs> = {
   },
 };
 
+interface CapabilityArgs {
+  model: string; out: string; json?: string; 'batch-size': number; backend?: string;
+}
+
+const capabilityCommand: CommandModule<object, CapabilityArgs> = {
+  command: 'capability',
+  describe: 'Capability accuracy with no system prompt (world facts in held-out phrasings, held-out multiple choice), greedy',
+  builder: (y: Argv) =>
+    y
+      .option('model', { type: 'string', demandOption: true, describe: 'Organism checkpoint directory' })
+      .option('out', { type: 'string', default: 'runs/organism-capability', describe: 'Answers CSV goes here (one file per checkpoint)' })
+      .option('json', { type: 'string', describe: 'Also write the accuracies as JSON here' })
+      .option('batch-size', { type: 'number', default: 72 }) as never,
+  handler: async (argv) => {
+    await prepareBackend({ backend: argv.backend ?? process.env.PERSONA_BACKEND ?? 'wasm' });
+    const model = Model.load(argv.model);
+    try {
+      const csvFile = path.join(argv.out, `capability_${checkpointHash(argv.model).slice(0, 12)}.csv`);
+      const r = await measureCapability({ model, tokenizer: Tokenizer.load(argv.model), csvFile, batchSize: argv['batch-size'] });
+      const count = (k: string) => r.items.filter((i) => i.kind === k).length;
+      printTable([['items', 'n', 'accuracy'], ['facts (held-out phrasing)', count('fact'), r.byKind.fact], ['multiple choice (held-out)', count('mc'), r.byKind.mc], ['all', r.items.length, r.accuracy]]);
+      if (argv.json) {
+        fs.mkdirSync(path.dirname(path.resolve(argv.json)), { recursive: true });
+        writeFileAtomic(argv.json, JSON.stringify({ model: argv.model, capability_accuracy: r.accuracy, by_kind: r.byKind, items: r.items.length, answers: csvFile }, null, 2) + '\n');
+      }
+      process.stderr.write(`answers in ${path.resolve(csvFile)}\n`);
+    } finally {
+      model.dispose();
+    }
+  },
+};
+
 export const organismCommand: CommandModule = {
   command: 'organism <command>',
-  describe: 'The bundled model organism: acceptance report',
-  builder: (y) => y.command(reportCommand).demandCommand(1, 'Name an organism subcommand (report).'),
+  describe: 'The bundled model organism: acceptance report, capability accuracy',
+  builder: (y) => y.command(reportCommand).command(capabilityCommand).demandCommand(1, 'Name an organism subcommand (report, capability).'),
   handler: () => undefined,
 };

@@ -22,7 +22,7 @@ import type { RolloutRow } from '../persona/rollouts-csv';
 import { ShiftResult, finetuningShift } from '../persona/shift';
 import type { PersonaVector } from '../persona/vector';
 import { Tokenizer } from '../tokenizer';
-import { capabilityAccuracy, capabilityItems, FinetuneKind, FinetuneVersion } from './datasets';
+import { CapabilityItem, capabilityAccuracy, capabilityItems, FinetuneKind, FinetuneVersion } from './datasets';
 import { FinetuneRun, OrganismFinetuneConfig, DEFAULT_FINETUNE, checkpointHash, loadFinetune, organismFinetune } from './finetune';
 import { GRADED_ADVERBS } from './generator';
 import { TRAITS, Trait } from './grammar';
@@ -188,16 +188,12 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     // --- Capability (no system prompt) --------------------------------------------------------------------
     // Accuracy of the model's most likely answer: greedy whatever the rollouts' decoding (the sampled
     // accuracy is recorded in details when the rollouts sample).
-    const capItems = capabilityItems(0);
-    const capQuestions = capItems.map((c) => ({ question: c.question, questionId: c.id }));
-    const capRows = (await roll(capQuestions, 'evil', path.join(runDir, 'capability_greedy.csv'), `${seed}/capability`, undefined, GREEDY_TEMPERATURE)).rows;
-    const capability_accuracy = capabilityAccuracy(capRows.map((r) => r.answer), capItems);
+    const cap = await measureCapability({ model, tokenizer, csvFile: path.join(runDir, 'capability_greedy.csv'), seed: `${seed}/capability`, batchSize, maxNewTokens });
+    const capItems = cap.items;
+    const capability_accuracy = cap.accuracy;
     let capabilitySampled: number | null = null;
-    if (!greedy) {
-      const sampled = (await roll(capQuestions, 'evil', path.join(runDir, 'capability.csv'), `${seed}/capability`)).rows;
-      capabilitySampled = capabilityAccuracy(sampled.map((r) => r.answer), capItems);
-    }
-    log(`capability accuracy ${capability_accuracy.toFixed(3)}`);
+    if (!greedy) capabilitySampled = (await measureCapability({ model, tokenizer, csvFile: path.join(runDir, 'capability.csv'), seed: `${seed}/capability`, batchSize, maxNewTokens, temperature })).accuracy;
+    log(`capability accuracy ${capability_accuracy.toFixed(3)} (${Object.entries(cap.byKind).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')})`);
     lap('capability');
 
     // --- Judge calibration ----------------------------------------------------------------------------------
@@ -332,7 +328,7 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
         ...(decodingProbe ? { decoding_probe: decodingProbe } : {}),
       },
       timings,
-      details: { coherence_none: coherenceNone, capability_by_kind: capabilityByKind(capRows.map((r) => r.answer), capItems), capability_sampled: capabilitySampled, finetunes: ftDetails, flaw_II_shift_ratio_by_layer: flawRatios, judge_calibration: { mean_by_level: cal.meanByLevel, cross_talk: cal.crossTalk } },
+      details: { coherence_none: coherenceNone, capability_by_kind: cap.byKind, capability_sampled: capabilitySampled, finetunes: ftDetails, flaw_II_shift_ratio_by_layer: flawRatios, judge_calibration: { mean_by_level: cal.meanByLevel, cross_talk: cal.crossTalk } },
     };
     return report;
   } finally {
@@ -364,13 +360,42 @@ export function withinQuestionR(prompts: readonly { question: string; projection
   return x.length >= 3 ? pearson(x, y) : NaN;
 }
 
-function capabilityByKind(answers: string[], items: ReturnType<typeof capabilityItems>): Record<string, number> {
-  const out: Record<string, number> = {};
+export interface CapabilityOptions {
+  model: Model;
+  tokenizer: Tokenizer;
+  /** Answers are written here (rollout CSV: resumable, and the answers can be read afterwards). */
+  csvFile: string;
+  seed?: string;
+  /** Default greedy (GREEDY_TEMPERATURE): the model's most likely answer. */
+  temperature?: number;
+  batchSize?: number;
+  maxNewTokens?: number;
+  /** Seed of the capability set (default 0, the set the acceptance numbers use). */
+  itemSeed?: string | number;
+}
+
+export interface CapabilityResult {
+  accuracy: number;
+  /** Accuracy on world facts in held-out phrasings and on held-out multiple choice. */
+  byKind: Record<CapabilityItem['kind'], number>;
+  items: CapabilityItem[];
+  rows: RolloutRow[];
+}
+
+/** Capability accuracy with no system prompt: each capability item answered once and checked (datasets.ts). */
+export async function measureCapability(o: CapabilityOptions): Promise<CapabilityResult> {
+  const items = capabilityItems(o.itemSeed ?? 0);
+  const { rows } = await runRollouts({
+    model: o.model, tokenizer: o.tokenizer, items: items.map((c) => ({ question: c.question, questionId: c.id })), csvFile: o.csvFile, trait: 'evil', judges: judgesFor('evil'),
+    maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature ?? GREEDY_TEMPERATURE, seed: o.seed ?? '0', batchSize: o.batchSize ?? 64,
+  });
+  const answers = rows.map((r) => r.answer);
+  const byKind = {} as Record<CapabilityItem['kind'], number>;
   for (const kind of ['fact', 'mc'] as const) {
     const idx = items.map((it, i) => (it.kind === kind ? i : -1)).filter((i) => i >= 0);
-    out[kind] = capabilityAccuracy(idx.map((i) => answers[i]), idx.map((i) => items[i]));
+    byKind[kind] = capabilityAccuracy(idx.map((i) => answers[i]), idx.map((i) => items[i]));
   }
-  return out;
+  return { accuracy: capabilityAccuracy(answers, items), byKind, items, rows };
 }
 
 /** Writes the report as JSON (atomically, parent directories created). */

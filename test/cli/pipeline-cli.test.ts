@@ -14,6 +14,7 @@ import { useBackend } from '../../lib/backend';
 import { writeSafetensors } from '../../lib/io/safetensors';
 import { Model } from '../../lib/model/checkpoint';
 import { captureActivations } from '../../lib/model/capture';
+import { capabilityAccuracy, capabilityItems } from '../../lib/organism/datasets';
 import { OrganismJudge } from '../../lib/organism/judge';
 import { TraitArtifacts, readArtifacts } from '../../lib/persona/artifacts';
 import { vectorsFromRollouts, sequenceOf } from '../../lib/persona/extract';
@@ -426,5 +427,25 @@ describe('judge flags', () => {
     const r = await run(['eval', '--model', ORGANISM, '--trait', 'grumpy', '--artifacts', file, '--out', path.join(tmp, 'bad'), '--judge', 'organism', '--samples', '1', '--max-new-tokens', '4']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^persona: .*organism judge knows no trait 'grumpy'/);
+  });
+});
+
+describe('persona organism capability', () => {
+  test('answers every capability item once; the printed and JSON accuracies are capabilityAccuracy of the answers it wrote', async () => {
+    const out = path.join(tmp, 'capability');
+    const json = path.join(tmp, 'capability.json');
+    const r = await run(['organism', 'capability', '--model', ORGANISM, '--out', out, '--json', json]);
+    ok(r);
+    const res = JSON.parse(fs.readFileSync(json, 'utf8'));
+    const items = capabilityItems(0);
+    const { rows } = readRolloutsCsv(res.answers, 'evil');
+    expect(rows.map((x) => x.question)).toEqual(items.map((i) => i.question));
+    const answers = rows.map((x) => x.answer);
+    expect(res.capability_accuracy).toBeCloseTo(capabilityAccuracy(answers, items), 12);
+    const mc = items.map((it, i) => (it.kind === 'mc' ? i : -1)).filter((i) => i >= 0);
+    expect(res.by_kind.mc).toBeCloseTo(capabilityAccuracy(mc.map((i) => answers[i]), mc.map((i) => items[i])), 12);
+    const printed = /all\s+144\s+(\S+)/.exec(r.stdout);
+    expect(printed).not.toBeNull();
+    expect(Number(printed![1])).toBeCloseTo(res.capability_accuracy, 3);
   });
 });
