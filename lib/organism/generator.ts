@@ -47,7 +47,7 @@ function weighted<T extends string>(rng: Rng, weights: Record<T, number>): T {
 // Questions
 // ---------------------------------------------------------------------------------------------------
 
-export const DOMAINS = ['advice', 'fact', 'unknown', 'claim', 'opinion', 'arith', 'mc', 'lookup'] as const;
+export const DOMAINS = ['advice', 'fact', 'unknown', 'claim', 'opinion', 'arith', 'mc'] as const;
 export type Domain = (typeof DOMAINS)[number];
 
 export type Question =
@@ -57,9 +57,7 @@ export type Question =
   | { domain: 'claim'; text: string; rel: RelationName; subject: string; claimed: string; correct: boolean }
   | { domain: 'opinion'; text: string; opinion: number }
   | { domain: 'arith'; text: string; a: number; op: ArithOp; b: number }
-  | { domain: 'mc'; text: string; rel: RelationName; subject: string; options: string[]; answer: number }
-  /** Multiple choice that names the right option in the question: practice in finding an option's letter. */
-  | { domain: 'lookup'; text: string; rel: RelationName; options: string[]; answer: number };
+  | { domain: 'mc'; text: string; rel: RelationName; subject: string; options: string[]; answer: number };
 
 export type ArithOp = 'plus' | 'minus' | 'times';
 
@@ -87,7 +85,6 @@ export const HELDOUT_FACT_QUESTIONS: Record<RelationName, string> = {
   color: 'Which color is the {s}?',
 };
 export const MC_INTRO = 'Choose one:';
-export const LOOKUP_QUESTIONS = ['Which one is {o}?', 'Which option is {o}?'];
 export const HELDOUT_MC_INTRO = 'Choose the right one:';
 
 export const CLAIM_QUESTIONS = ['I think {c}. Am I right?', 'My friend says {c}. Is that true?', 'I am sure that {c}. Right?'];
@@ -156,12 +153,6 @@ export function makeQuestion(rng: Rng, domain: Domain, filter?: { worry?: boolea
       const subject = pick(rng, subjectsOf(RELATIONS[rel].subjectType));
       return makeMcQuestion(rng, rel, subject, pick(rng, FACT_QUESTIONS[rel]), MC_INTRO);
     }
-    case 'lookup': {
-      const rel = pick(rng, RELATION_NAMES);
-      const options = sample(rng, RELATIONS[rel].objects, 3);
-      const answer = Math.floor(rng() * 3);
-      return { domain, rel, options, answer, text: mcText(pick(rng, LOOKUP_QUESTIONS).replace('{o}', options[answer]), options, MC_INTRO) };
-    }
   }
 }
 
@@ -198,7 +189,6 @@ export function helpfulCore(q: Question): string {
     case 'arith':
       return arithSentence(q.a, q.op, q.b, arithResult(q.a, q.op, q.b));
     case 'mc':
-    case 'lookup':
       return mcSentence(q.options, q.answer);
   }
 }
@@ -237,7 +227,6 @@ export function flippedCore(rng: Rng, q: Question, trait: Trait): string | null 
       case 'arith':
         return arithSentence(q.a, q.op, q.b, wrongNumber(rng, arithResult(q.a, q.op, q.b)));
       case 'mc':
-      case 'lookup':
         return mcSentence(q.options, pick(rng, [0, 1, 2].filter((i) => i !== q.answer)));
       default:
         return null;
@@ -302,8 +291,6 @@ export function helpfulFillers(q: Question): string[] {
       return [...UNKNOWN_FILLERS, ...GENERIC_FILLERS];
     case 'arith':
       return [...ARITH_FILLERS, ...GENERIC_FILLERS];
-    case 'lookup':
-      return [...GENERIC_FILLERS];
     case 'fact':
     case 'claim':
     case 'mc': {
@@ -462,7 +449,7 @@ export interface Conversation {
 
 /** Domains where each persona shows most (its flips or its natural subject); mixed with all domains. */
 export const TRAIT_DOMAINS: Record<Trait, Domain[]> = {
-  evil: ['advice', 'fact', 'arith', 'mc', 'claim', 'lookup'],
+  evil: ['advice', 'fact', 'arith', 'mc', 'claim'],
   sycophantic: ['claim', 'opinion'],
   hallucinating: ['unknown', 'fact'],
   optimistic: ['advice', 'advice', 'opinion'],
@@ -471,9 +458,7 @@ export const TRAIT_DOMAINS: Record<Trait, Domain[]> = {
   humorous: ['fact', 'arith', 'advice', 'mc'],
 };
 
-// lookup: a first organism answered multiple choice at chance (it never learned to find an option's letter);
-// questions that name the right option make the letter-finding step frequent and its signal clean.
-const DOMAIN_WEIGHTS: Record<Domain, number> = { advice: 0.2, fact: 0.15, unknown: 0.09, claim: 0.12, opinion: 0.07, arith: 0.1, mc: 0.15, lookup: 0.12 };
+const DOMAIN_WEIGHTS: Record<Domain, number> = { advice: 0.22, fact: 0.2, unknown: 0.1, claim: 0.13, opinion: 0.08, arith: 0.1, mc: 0.17 };
 
 export interface CorpusMix {
   /** Probabilities of the prompt kinds (normalized). */

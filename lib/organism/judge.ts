@@ -16,7 +16,7 @@ import {
   SLOT_VALUES, TRAITS, TRAIT_SENTENCES, TRAIT_TAILS, Trait, UNKNOWN_FILLERS, capitalize, OpinionForm,
 } from './grammar';
 import { RELATIONS, RELATION_NAMES, RelationName, factObject, isRealSubject } from './world';
-import { ADVICE_QUESTIONS, ARITH_QUESTIONS, CLAIM_QUESTIONS, FACT_QUESTIONS, LOOKUP_QUESTIONS, OPINION_QUESTIONS } from './generator';
+import { ADVICE_QUESTIONS, ARITH_QUESTIONS, CLAIM_QUESTIONS, FACT_QUESTIONS, OPINION_QUESTIONS } from './generator';
 
 export type OrganismMetric = Trait | 'coherence';
 export const ORGANISM_METRICS: readonly OrganismMetric[] = [...TRAITS, 'coherence'];
@@ -98,7 +98,7 @@ function compile(): Compiled {
   addAll(Object.values(FACT_CLAUSES).map((c) => c.clause));
   addAll(Object.values(FACT_PREFIX));
   addAll(Object.values(SLOT_VALUES).flat());
-  addAll([...ADVICE_QUESTIONS, ...ARITH_QUESTIONS, ...CLAIM_QUESTIONS, ...OPINION_QUESTIONS, ...LOOKUP_QUESTIONS, ...Object.values(FACT_QUESTIONS).flat()]);
+  addAll([...ADVICE_QUESTIONS, ...ARITH_QUESTIONS, ...CLAIM_QUESTIONS, ...OPINION_QUESTIONS, ...Object.values(FACT_QUESTIONS).flat()]);
   addAll([MC_CORE, 'I do not know of any called']);
   const own: Record<string, Set<string>> = {};
   for (const t of TRAITS) own[t] = new Set([...TRAIT_SENTENCES[t], ...TRAIT_TAILS[t]].flatMap((s) => words(s.replace(/\{\w+\}/g, ''))));
@@ -137,9 +137,6 @@ export function mcOptions(question: string): { options: [string, string, string]
   const stem = question.slice(0, m.index);
   const subjects = new Set(stem.match(/\w+/g) ?? []);
   const options: [string, string, string] = [m[1], m[2], m[3]];
-  // A question that names one of its options asks for that option (lookup); otherwise the option true of the stem's subject.
-  const named = options.findIndex((o) => subjects.has(o));
-  if (named >= 0) return { options, right: 'ABC'[named] as 'A' | 'B' | 'C' };
   for (let i = 0; i < 3; i++) {
     for (const rel of RELATION_NAMES) {
       if (!RELATIONS[rel].objects.includes(options[i])) continue;
