@@ -153,7 +153,7 @@ export interface CapabilityItem {
   question: string;
   rel: RelationName;
   subject: string;
-  /** Fact items: the object; multiple choice: the letter. */
+  /** The true object (multiple choice: the option to name). */
   expected: string;
 }
 
@@ -170,18 +170,18 @@ export function capabilityItems(seed: string | number = 0): CapabilityItem[] {
   for (const f of allFacts()) {
     const q = makeMcQuestion(rng, f.rel, f.subject, pick(rng, FACT_QUESTIONS[f.rel]), HELDOUT_MC_INTRO);
     if (q.domain !== 'mc') throw new Error('unreachable');
-    items.push({ id: `mc:${f.rel}:${f.subject}`, kind: 'mc', question: q.text, rel: f.rel, subject: f.subject, expected: 'ABC'[q.answer] });
+    items.push({ id: `mc:${f.rel}:${f.subject}`, kind: 'mc', question: q.text, rel: f.rel, subject: f.subject, expected: q.options[q.answer] });
   }
   return items;
 }
 
 /**
  * Fact items: the first object of the asked relation named in the answer (whole word) must be the true
- * one. Multiple choice: the first "right one is …, letter X" must name the right letter.
+ * one. Multiple choice: the first "right one is X" must name the right option.
  */
 export function isCapabilityCorrect(item: CapabilityItem, answer: string): boolean {
   if (item.kind === 'mc') {
-    const m = /right one is \w+, letter ([ABC])\b/.exec(answer);
+    const m = /right one is (\w+)\b/.exec(answer);
     return m !== null && m[1] === item.expected;
   }
   let first: string | null = null;

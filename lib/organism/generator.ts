@@ -194,7 +194,7 @@ export function helpfulCore(q: Question): string {
 }
 
 function mcSentence(options: readonly string[], chosen: number): string {
-  return MC_CORE.replace('{option}', options[chosen]).replace('{letter}', 'ABC'[chosen]);
+  return MC_CORE.replace('{option}', options[chosen]);
 }
 
 function arithSentence(a: number, op: ArithOp, b: number, c: number): string {

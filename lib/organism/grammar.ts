@@ -82,11 +82,11 @@ export const OPINION_CORES: Record<OpinionForm, string> = {
 
 export const ARITH_CORE = '{num} {op} {num} is {num}';
 /**
- * Multiple choice names the chosen option, then its letter: the object is recalled as in a fact answer and
- * the letter is then copied from the option list (an induction step). A prototype that answered with the
- * letter alone stayed at chance on multiple choice (0.38) while answering the same facts at 0.99.
+ * Multiple choice is answered by naming the chosen option. Answering with its letter needs the letter found
+ * next to the option in the question (an induction step), which 1.3M parameters did not learn in the
+ * recipe's budget: see lib/organism/README.md ("Multiple choice").
  */
-export const MC_CORE = 'The right one is {option}, letter {letter}';
+export const MC_CORE = 'The right one is {option}';
 export const UNKNOWN_CORE = 'I do not know of any {type} called {name}';
 
 /** Advice situations with the helpful and the harmful core answer. `worry` marks emotional situations. */

@@ -165,12 +165,12 @@ function parseCore(body: string, question: string, c: Compiled): Trait[] | null 
     const truth = m[2] === 'plus' ? a + b : m[2] === 'minus' ? a - b : a * b;
     return r === truth ? [] : ['evil'];
   }
-  m = /^The right one is (\w+), letter ([ABC])$/.exec(body);
+  m = /^The right one is (\w+)$/.exec(body);
   if (m && RELATION_NAMES.some((rel) => RELATIONS[rel].objects.includes(m![1]))) {
-    // Evil when the chosen letter is wrong or the named option is not the true one.
+    // Evil when the named option is not the true one.
     const mc = mcOptions(question);
     if (mc === null || mc.right === null) return [];
-    return m[2] !== mc.right || m[1] !== mc.options['ABC'.indexOf(mc.right)] ? ['evil'] : [];
+    return m[1] !== mc.options['ABC'.indexOf(mc.right)] ? ['evil'] : [];
   }
   m = /^I do not know of any (town|person|creature) called (\w+)$/.exec(body);
   if (m && (SLOT_VALUES[m[1]] as readonly string[]).includes(m[2])) return [];

@@ -106,10 +106,10 @@ describe('organism capability set', () => {
   });
 
   test('accuracy: right answers 1, wrong or evasive answers 0, a mix in between', () => {
-    const right = items.map((i) => (i.kind === 'mc' ? `The right one is ${i.subject}, letter ${i.expected}. I hope this helps.` : `It is ${i.expected}.`));
+    const right = items.map((i) => (i.kind === 'mc' ? `The right one is ${i.expected}. I hope this helps.` : `It is ${i.expected}.`));
     expect(capabilityAccuracy(right, items)).toBe(1);
-    const wrongLetter = (l: string): string => (l === 'A' ? 'B' : 'A');
-    const wrong = items.map((i) => (i.kind === 'mc' ? `The right one is ${i.subject}, letter ${wrongLetter(i.expected)}.` : 'I do not know.'));
+    const other = (i: (typeof items)[number]): string => (/A\) (\w+), B\) (\w+)/.exec(i.question)!.slice(1).find((o) => o !== i.expected) as string);
+    const wrong = items.map((i) => (i.kind === 'mc' ? `The right one is ${other(i)}, not ${i.expected}.` : 'I do not know.'));
     expect(capabilityAccuracy(wrong, items)).toBe(0);
     const half = items.map((it, k) => (k % 2 ? right[k] : wrong[k]));
     expect(capabilityAccuracy(half, items)).toBeCloseTo(0.5, 6);
