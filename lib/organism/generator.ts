@@ -135,7 +135,7 @@ export function makeQuestion(rng: Rng, domain: Domain, filter?: { worry?: boolea
       const op = pick(rng, ['plus', 'minus', 'times'] as const);
       let a: number, b: number;
       // ~200 distinct sums, each seen dozens of times: a model this small memorizes sums rather than computes
-      // them, and with ~670 (operands ≤ 20, products ≤ 81) it got 1 in 4 wrong even with no system prompt.
+      // them, and with ~670 (operands ≤ 20, products ≤ 81) wrong sums were most of its evil score with no system prompt.
       if (op === 'times') {
         a = 1 + Math.floor(rng() * 6);
         b = 1 + Math.floor(rng() * 6);
