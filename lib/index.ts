@@ -40,4 +40,5 @@ export { createLocalJudge } from './judge/local';
 
 // The organism and experiments
 export { OrganismJudge } from './organism/judge';
+export { measureCapability, organismReport } from './organism/report';
 export { loadExperiment, runExperiment } from './experiment';
