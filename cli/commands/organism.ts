@@ -1,15 +1,12 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import type { Argv, CommandModule } from 'yargs';
 import { PersonaError } from '../../lib/errors';
 import { finetuneConfigFrom } from '../../lib/organism/finetune';
-import { checkpointHash } from '../../lib/organism/finetune';
+import { checkpointFingerprint } from '../../lib/io/fingerprint';
 import { FlawKind, measureCapability, organismReport, writeOrganismReport } from '../../lib/organism/report';
-import { writeFileAtomic } from '../../lib/io/atomic';
-import { Model } from '../../lib/model/checkpoint';
 import { Tokenizer } from '../../lib/tokenizer';
 import { TRAITS } from '../../lib/organism/grammar';
-import { prepareBackend } from '../common';
+import { loadModel, prepareBackend, writeJson } from '../common';
 import { printTable } from './extract';
 
 interface ReportArgs {
@@ -71,16 +68,13 @@ const capabilityCommand: CommandModule<object, CapabilityArgs> = {
       .option('batch-size', { type: 'number', default: 72 }) as never,
   handler: async (argv) => {
     await prepareBackend({ backend: argv.backend ?? process.env.PERSONA_BACKEND ?? 'wasm' });
-    const model = Model.load(argv.model);
+    const model = loadModel(argv.model);
     try {
-      const csvFile = path.join(argv.out, `capability_${checkpointHash(argv.model).slice(0, 12)}.csv`);
+      const csvFile = path.join(argv.out, `capability_${checkpointFingerprint(argv.model).slice(0, 12)}.csv`);
       const r = await measureCapability({ model, tokenizer: Tokenizer.load(argv.model), csvFile, batchSize: argv['batch-size'] });
       const count = (k: string) => r.items.filter((i) => i.kind === k).length;
       printTable([['items', 'n', 'accuracy'], ['facts (held-out phrasing)', count('fact'), r.byKind.fact], ['multiple choice (held-out)', count('mc'), r.byKind.mc], ['all', r.items.length, r.accuracy]]);
-      if (argv.json) {
-        fs.mkdirSync(path.dirname(path.resolve(argv.json)), { recursive: true });
-        writeFileAtomic(argv.json, JSON.stringify({ model: argv.model, capability_accuracy: r.accuracy, by_kind: r.byKind, items: r.items.length, answers: csvFile }, null, 2) + '\n');
-      }
+      if (argv.json) writeJson(argv.json, { model: argv.model, capability_accuracy: r.accuracy, by_kind: r.byKind, items: r.items.length, answers: csvFile });
       process.stderr.write(`answers in ${path.resolve(csvFile)}\n`);
     } finally {
       model.dispose();

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { checkpointFingerprint } from '../io/fingerprint';
 import type { Model } from '../model/checkpoint';
 import { parseTrainConfig } from '../train/config';
 import { LoraAdapters } from '../train/lora';
@@ -99,17 +100,6 @@ export function finetuneConfigFrom(overrides: Record<string, unknown> | string |
   return c;
 }
 
-/** sha256 of the files that determine a checkpoint's behaviour (weights, config, tokenizer). */
-export function checkpointHash(dir: string): string {
-  const h = crypto.createHash('sha256');
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
-    const p = path.join(dir, f);
-    if (!fs.existsSync(p)) throw new PersonaError(`checkpoint file missing`, { file: p });
-    h.update(f).update('\0').update(fs.readFileSync(p)).update('\0');
-  }
-  return h.digest('hex');
-}
-
 /** Cache key of a finetune: base checkpoint bytes + dataset + every training setting. */
 export function finetuneKey(baseHash: string, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): string {
   const fields = Object.fromEntries(FINETUNE_FIELDS.map((k) => [k, cfg[k]]));
@@ -136,7 +126,7 @@ export const finetuneCounter = { trained: 0 };
 
 export interface OrganismFinetuneOptions {
   baseModel: string;
-  /** checkpointHash(baseModel), if already computed. */
+  /** checkpointFingerprint(baseModel), if already computed. */
   baseHash?: string;
   kind: FinetuneKind;
   version: FinetuneVersion;
@@ -152,7 +142,7 @@ export interface OrganismFinetuneOptions {
  * checkpoints in the same directory.
  */
 export function organismFinetune(o: OrganismFinetuneOptions): FinetuneRun {
-  const baseHash = o.baseHash ?? checkpointHash(o.baseModel);
+  const baseHash = o.baseHash ?? checkpointFingerprint(o.baseModel);
   const key = finetuneKey(baseHash, o.kind, o.version, o.config);
   const dir = path.resolve(o.cacheDir, `${o.kind}_${o.version}_${key}`);
   const done = path.join(dir, DONE_FILE);

@@ -23,7 +23,8 @@ import { ShiftResult, finetuningShift } from '../persona/shift';
 import type { PersonaVector } from '../persona/vector';
 import { Tokenizer } from '../tokenizer';
 import { CapabilityItem, capabilityAccuracy, capabilityItems, FinetuneKind, FinetuneVersion } from './datasets';
-import { FinetuneRun, OrganismFinetuneConfig, DEFAULT_FINETUNE, checkpointHash, loadFinetune, organismFinetune } from './finetune';
+import { checkpointFingerprint } from '../io/fingerprint';
+import { FinetuneRun, OrganismFinetuneConfig, DEFAULT_FINETUNE, loadFinetune, organismFinetune } from './finetune';
 import { GRADED_ADVERBS } from './generator';
 import { TRAITS, Trait } from './grammar';
 import { OrganismJudge } from './judge';
@@ -160,7 +161,7 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     log(`${name}: ${timings[name].toFixed(1)} s`);
   };
 
-  const baseHash = checkpointHash(o.modelDir);
+  const baseHash = checkpointFingerprint(o.modelDir);
   const artifacts = {} as Record<Trait, { extract: TraitArtifacts; eval: TraitArtifacts }>;
   for (const t of TRAITS)
     artifacts[t] = { extract: limited(readArtifacts(artifactPath(artifactsDir, t, 'extract')), o.questions), eval: limited(readArtifacts(artifactPath(artifactsDir, t, 'eval')), o.questions) };

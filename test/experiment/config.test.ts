@@ -1,21 +1,10 @@
 /** Config files: extends + deep merge, schema errors that name file, key and line, sweeps, cell ids. */
 import * as path from 'node:path';
-import { PersonaError } from '../../lib/errors';
 import { deepMerge, readConfigTree } from '../../lib/experiment/config';
 import { cellId } from '../../lib/experiment/cells';
 import { loadExperiment } from '../../lib/experiment/runner';
 import { ARITH } from './support/studies';
-import { TINY, tmpDir, writeFiles } from './helpers';
-
-function errorOf(fn: () => unknown): PersonaError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(PersonaError);
-    return e as PersonaError;
-  }
-  throw new Error('expected a PersonaError');
-}
+import { TINY, errorOf, tmpDir, writeFiles } from './helpers';
 
 const arith = (body: string) => `experiment: t\nstudy: ${ARITH}\n${body}`;
 

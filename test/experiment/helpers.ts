@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { PersonaError } from '../../lib/errors';
 
 export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `persona-exp-${tag}-`));
@@ -32,3 +33,14 @@ export function snapshot(dir: string, skip: RegExp = /\.lock$/): Record<string, 
 
 export const REPO = path.resolve(__dirname, '../..');
 export const TINY = path.join(REPO, 'test/fixtures/hf-parity/llama-tiny');
+
+/** The PersonaError `fn` throws (fails the test if it throws anything else or nothing). */
+export function errorOf(fn: () => unknown): PersonaError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(PersonaError);
+    return e as PersonaError;
+  }
+  throw new Error('expected a PersonaError');
+}

@@ -10,13 +10,13 @@ import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import * as ss from 'simple-statistics';
 import { useBackend } from '../../lib/backend';
+import { checkpointFingerprint } from '../../lib/io/fingerprint';
 import { PersonaError } from '../../lib/errors';
 import { expandProduct, getStudy, readExperimentFile } from '../../lib/experiment';
 import { loadExperiment, runExperiment } from '../../lib/experiment/runner';
 import {
   GradedCondition,
   MonitorData,
-  checkpointFingerprint,
   chooseMonitorLayer,
   formatTable,
   gradedSystemConditions,
@@ -32,19 +32,9 @@ import { readTraitArtifacts } from '../../lib/persona/artifacts';
 import { readRolloutsCsv } from '../../lib/persona/rollouts-csv';
 import { readTrainConfig } from '../../lib/train/config';
 import { PersonaVector } from '../../lib/persona/vector';
-import { REPO, tmpDir, writeFiles } from './helpers';
+import { REPO, errorOf, tmpDir, writeFiles } from './helpers';
 
 const ARTIFACTS = path.join(REPO, 'models/organism/artifacts');
-
-function errorOf(fn: () => unknown): PersonaError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(PersonaError);
-    return e as PersonaError;
-  }
-  throw new Error('expected a PersonaError');
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Steering findings

@@ -25,7 +25,7 @@ import { writeFileAtomic } from '../../io/atomic';
 import { Intervention, POSITIONS, Positions, steer } from '../../model/interventions';
 import type { LinearAdapter } from '../../model/transformer';
 import { capabilityAccuracy, capabilityItems, FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion, finetuneDataset } from '../../organism/datasets';
-import { OrganismFinetuneConfig, checkpointHash, loadFinetune } from '../../organism/finetune';
+import { OrganismFinetuneConfig, loadFinetune } from '../../organism/finetune';
 import { GREEDY_TEMPERATURE } from '../../organism/report';
 import type { Trait } from '../../organism/grammar';
 import { bootstrapCI, mean } from '../../persona/stats';
@@ -160,9 +160,8 @@ export interface TrainingIntervention {
  * it. finetune.ts has no training interventions, hence this sibling; both use the project's trainer.
  */
 export async function interventionFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig, vector: PersonaVector, iv: TrainingIntervention): Promise<{ dir: string; key: string }> {
-  const baseHash = env.shared(`checkpoint-hash:${org.dir}`, () => checkpointHash(org.dir));
   const vecHash = sha256Hex(new Uint8Array(vector.data.buffer, vector.data.byteOffset, vector.data.byteLength));
-  const key = { base: baseHash, kind, version, cfg, intervention: iv, vector: vecHash };
+  const key = { base: org.fingerprint, kind, version, cfg, intervention: iv, vector: vecHash };
   const dir = await env.cache.getOrComputeDir('organism-finetune-iv', key, async (tmp) => {
     const dataFile = path.join(tmp, 'train.jsonl');
     writeFileAtomic(dataFile, finetuneDataset(kind, version, { seed: cfg.data_seed, n: cfg.samples }).map((s) => JSON.stringify(s)).join('\n') + '\n');

@@ -6,10 +6,10 @@
  * encouraging a trait (system prompts and many-shot), the monitoring statistics, and the choice of the
  * monitor layer by monitoring quality (which the shift study reuses).
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
+import { checkpointFingerprint } from '../../io/fingerprint';
 import { z } from 'zod';
 import { PersonaError } from '../../errors';
 import { writeFileAtomic } from '../../io/atomic';
@@ -129,36 +129,6 @@ export interface LoadedOrganism {
   tokenizer: Tokenizer;
   /** sha256 over the checkpoint's files: the model part of every cache key. */
   fingerprint: string;
-}
-
-/** Files that determine a checkpoint's outputs: config, tokenizer, chat template and weights (not notes or reports beside them). */
-const CHECKPOINT_FILE = /^(config|generation_config|tokenizer|tokenizer_config|special_tokens_map|added_tokens)\.json$|^chat_template\.jinja$|\.safetensors(\.index\.json)?$|\.bin(\.index\.json)?$|^model\.json$/;
-const fingerprints = new Map<string, string>();
-
-/**
- * sha256 over the names and bytes of the files that determine a checkpoint's outputs (streamed: shards of a
- * 7B model are never read whole), once per process. A report or model card written beside the weights
- * does not change it, so the cache survives them.
- */
-export function checkpointFingerprint(dir: string): string {
-  const abs = path.resolve(dir);
-  let fp = fingerprints.get(abs);
-  if (fp) return fp;
-  const h = createHash('sha256');
-  const buf = Buffer.alloc(1 << 22);
-  for (const f of fs.readdirSync(abs).filter((x) => CHECKPOINT_FILE.test(x)).sort()) {
-    h.update(`${f}\0`);
-    const fd = fs.openSync(path.join(abs, f), 'r');
-    try {
-      for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
-    h.update('\0');
-  }
-  fp = h.digest('hex');
-  fingerprints.set(abs, fp);
-  return fp;
 }
 
 /** The checkpoint in `dir`, loaded once per process (disposed when the run ends). */

@@ -21,7 +21,7 @@ import { writeFileAtomic } from '../../io/atomic';
 import type { Intervention } from '../../model/interventions';
 import type { LinearAdapter } from '../../model/transformer';
 import { FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion } from '../../organism/datasets';
-import { FinetuneRun, OrganismFinetuneConfig, checkpointHash, finetuneConfigFrom, loadFinetune, organismFinetune } from '../../organism/finetune';
+import { FinetuneRun, OrganismFinetuneConfig, finetuneConfigFrom, loadFinetune, organismFinetune } from '../../organism/finetune';
 import type { Trait } from '../../organism/grammar';
 import { TraitArtifacts } from '../../persona/artifacts';
 import { RolloutJudges, renderItemPrompt } from '../../persona/rollouts';
@@ -71,8 +71,7 @@ export function finetuneCacheDir(env: OrganismEnv): string {
 
 /** The LoRA finetune of the organism on (kind, version), trained once and cached (finetune.ts). */
 export function cachedFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): FinetuneRun {
-  const baseHash = env.shared(`checkpoint-hash:${org.dir}`, () => checkpointHash(org.dir));
-  return organismFinetune({ baseModel: org.dir, baseHash, kind, version, config: cfg, cacheDir: finetuneCacheDir(env), log: env.log });
+  return organismFinetune({ baseModel: org.dir, baseHash: org.fingerprint, kind, version, config: cfg, cacheDir: finetuneCacheDir(env), log: env.log });
 }
 
 /** Runs `f` with the finetune's adapters loaded on the organism, disposing them afterwards. */

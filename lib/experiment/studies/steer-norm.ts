@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import { z } from 'zod';
+import { checkpointFingerprint } from '../../io/fingerprint';
 import { Model } from '../../model/checkpoint';
 import { readModelConfig } from '../../model/config';
 import { POSITIONS, interventionHooks, steer } from '../../model/interventions';
@@ -33,19 +34,6 @@ interface Result extends Record<string, unknown> {
   kl: number;
   logit_change: number;
   top1_agreement: number;
-}
-
-/** What determines a checkpoint's outputs: its config and the bytes of its weight files (hashed once per process). */
-const fingerprints = new Map<string, string>();
-export function modelFingerprint(dir: string): string {
-  const abs = path.resolve(dir);
-  let fp = fingerprints.get(abs);
-  if (!fp) {
-    const files = fs.readdirSync(abs).filter((f) => f === 'config.json' || /\.(safetensors|bin|json)$/.test(f)).sort();
-    fp = sha256Hex(files.map((f) => `${f}:${sha256Hex(fs.readFileSync(path.join(abs, f)))}`).join('\n'));
-    fingerprints.set(abs, fp);
-  }
-  return fp;
 }
 
 function logSoftmaxRows(logits: Float32Array, T: number, V: number): Float64Array {
@@ -96,7 +84,7 @@ registerStudy<Cell, Result>('logit-lens/steer-norm', {
       return data;
     };
     // The unsteered logits depend only on the model and the tokens: shared by every cell through the cache.
-    const base = Float32Array.from(await ctx.cache.getOrCompute('logits', { model: modelFingerprint(dir), tokens: cell.tokens }, () => logitsOf()));
+    const base = Float32Array.from(await ctx.cache.getOrCompute('logits', { model: checkpointFingerprint(dir), tokens: cell.tokens }, () => logitsOf()));
     const direction = randomDirection(H, 1, gaussianSampler(seedrandom(`steer-norm:${cell.direction_seed}`)));
     const steered = Float32Array.from(logitsOf(interventionHooks([steer(direction, cell.layer, cell.coef, cell.positions as never, N)], model.config)));
     const lb = logSoftmaxRows(base, T, V);
