@@ -19,7 +19,7 @@ import { extractPersonaVector } from '../persona/extract';
 import { MonitorCondition, monitorProjections } from '../persona/monitor';
 import { RolloutItem, RolloutJudges, assistantSystemPrompt, renderItemPrompt, runRollouts } from '../persona/rollouts';
 import type { RolloutRow } from '../persona/rollouts-csv';
-import { ShiftResult, finetuningShift } from '../persona/shift';
+import { ShiftResult, activationShift, meanLastPromptActivations, shiftFromDiff } from '../persona/shift';
 import type { PersonaVector } from '../persona/vector';
 import { Tokenizer } from '../tokenizer';
 import { CapabilityItem, capabilityAccuracy, capabilityItems, FinetuneKind, FinetuneVersion } from './datasets';
@@ -252,14 +252,19 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     const noneItems = traitItems(artifacts.evil.eval, 'evil', 'none', samples);
     const shiftPrompts = artifacts.evil.eval.questions.map((q) => tokenizer.encode(renderItemPrompt(tokenizer, { question: q, questionId: '' })));
     const ftDetails: Record<string, { evil: number; evil_delta: number; coherence: number; shift: Omit<ShiftResult, 'diff'>; shift_by_layer: Record<number, number>; train_seconds: number; trained_now: boolean; final_loss: number | null; steps: number; dir: string }> = {};
+    // Mean activations at every layer in one forward pass per model; the base model's once for all finetunes.
+    const layers = Array.from({ length: N }, (_, i) => i + 1);
+    const baseMeans = meanLastPromptActivations({ model }, shiftPrompts, layers, batchSize);
     for (const [name, run] of runs) {
       const lora = loadFinetune(run, model);
       try {
         const adapters = lora.adapters();
         const rows = (await roll(noneItems, 'evil', path.join(runDir, 'finetuned', `${name}_${run.key}_evil_none.csv`), `${seed}/evil/none`, adapters)).rows;
-        const { diff: _d, ...shift } = finetuningShift({ base: { model }, finetuned: { model, adapters }, prompts: shiftPrompts, vector, layer, batchSize, seed });
+        const ftMeans = meanLastPromptActivations({ model, adapters }, shiftPrompts, layers, batchSize);
+        const shiftAt = (L: number) => shiftFromDiff(activationShift(ftMeans[L - 1], baseMeans[L - 1]), vector.layer(L), L, { seed });
+        const { diff: _d, ...shift } = shiftAt(layer);
         const shiftByLayer: Record<number, number> = {};
-        for (let L = 1; L <= N; L++) shiftByLayer[L] = finetuningShift({ base: { model }, finetuned: { model, adapters }, prompts: shiftPrompts, vector, layer: L, batchSize, seed }).projection;
+        for (const L of layers) shiftByLayer[L] = L === layer ? shift.projection : shiftAt(L).projection;
         const evil = meanOf(rows, 'score');
         ftDetails[name] = { evil, evil_delta: evil - traits.evil.none, coherence: meanOf(rows, 'coherence'), shift, shift_by_layer: shiftByLayer, train_seconds: run.seconds, trained_now: run.trained, final_loss: run.finalLoss, steps: run.steps, dir: path.relative(process.cwd(), run.dir) };
         log(`${name}: evil ${evil.toFixed(1)} (Δ ${(evil - traits.evil.none).toFixed(1)}), shift ${shift.projection.toFixed(4)}`);

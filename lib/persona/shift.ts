@@ -6,7 +6,8 @@
 import { PersonaError } from '../errors';
 import type { Model } from '../model/checkpoint';
 import type { LinearAdapter } from '../model/transformer';
-import { CorrelationOptions, CorrelationReport, correlationWithNull, lastPromptActivations } from './monitor';
+import { captureActivations } from '../model/capture';
+import { CorrelationOptions, CorrelationReport, correlationWithNull } from './monitor';
 import { randomDirectionNull } from './stats';
 import { PersonaVector, project } from './vector';
 
@@ -15,15 +16,23 @@ export interface ModelVariant {
   adapters?: ReadonlyMap<string, LinearAdapter>;
 }
 
+/** Mean over prompts of the last-prompt-token activation at hidden_states[L] for each L of `layers` (one forward pass): [hidden] per layer. */
+export function meanLastPromptActivations(v: ModelVariant, prompts: readonly number[][], layers: readonly number[], batchSize?: number): Float32Array[] {
+  if (prompts.length === 0) throw new PersonaError('no prompts to average over', { field: 'prompts' });
+  const c = captureActivations(v.model, prompts.map((ids) => ({ ids, promptLength: ids.length })), { layers: [...layers], reductions: ['prompt_last'], batchSize, adapters: v.adapters });
+  const a = c.values.prompt_last!; // [prompts, layers, hidden]
+  const H = v.model.config.hiddenSize;
+  return layers.map((_, j) => {
+    const m = new Float32Array(H);
+    for (let i = 0; i < prompts.length; i++) for (let h = 0; h < H; h++) m[h] += a[(i * layers.length + j) * H + h];
+    for (let h = 0; h < H; h++) m[h] /= prompts.length;
+    return m;
+  });
+}
+
 /** Mean over prompts of the last-prompt-token activation at hidden_states[layer]: [hidden]. */
 export function meanLastPromptActivation(v: ModelVariant, prompts: readonly number[][], layer: number, batchSize?: number): Float32Array {
-  if (prompts.length === 0) throw new PersonaError('no prompts to average over', { field: 'prompts' });
-  const a = lastPromptActivations(v.model, prompts, layer, { batchSize, adapters: v.adapters });
-  const H = v.model.config.hiddenSize;
-  const m = new Float32Array(H);
-  for (let i = 0; i < prompts.length; i++) for (let j = 0; j < H; j++) m[j] += a[i * H + j];
-  for (let j = 0; j < H; j++) m[j] /= prompts.length;
-  return m;
+  return meanLastPromptActivations(v, prompts, [layer], batchSize)[0];
 }
 
 /** finetuned − base, elementwise. */

@@ -1,4 +1,8 @@
-import { activationShift, correlateShifts, shiftFromDiff } from '../../lib/persona/shift';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../../lib/backend';
+import { Model } from '../../lib/model/checkpoint';
+import { activationShift, correlateShifts, meanLastPromptActivation, meanLastPromptActivations, shiftFromDiff } from '../../lib/persona/shift';
 
 test('shift = finetuned − base, projected on the unit vector, with a random-direction null', () => {
   const d = activationShift(new Float32Array([3, 4, 1]), new Float32Array([1, 1, 1]));
@@ -16,4 +20,23 @@ test('shift projections across models correlate with trait scores', () => {
   const c = correlateShifts(items, new Float32Array([1, 0, 0]), { seed: 's', bootstrapReps: 100 });
   expect(c.r).toBeCloseTo(1, 10);
   expect(() => correlateShifts([{ diff: new Float32Array(2), traitScore: 1 }], new Float32Array(3))).toThrow(/hidden size 2/);
+});
+
+test('mean last-prompt activations of several layers in one pass equal one layer at a time; no tensor is left behind', async () => {
+  await useBackend('cpu', () => undefined);
+  const model = Model.load(path.join(__dirname, '..', 'fixtures', 'hf-parity', 'llama-tiny'));
+  try {
+    const prompts = [[1, 5, 9, 2], [3, 4], [7, 8, 6]];
+    const layers = [0, 1, model.config.numLayers];
+    const before = tf.memory().numTensors;
+    const all = meanLastPromptActivations({ model }, prompts, layers, 2);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(all).toHaveLength(layers.length);
+    layers.forEach((L, j) => expect(Array.from(all[j])).toEqual(Array.from(meanLastPromptActivation({ model }, prompts, L, 2))));
+    meanLastPromptActivations({ model }, prompts, layers, 2);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => meanLastPromptActivations({ model }, [], layers)).toThrow(/no prompts/);
+  } finally {
+    model.dispose();
+  }
 });
