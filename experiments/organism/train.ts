@@ -7,13 +7,14 @@
  *
  * Resumable: rerunning the same command continues from the trainer's last checkpoint in --work.
  */
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BackendRequest, useBackend } from '../../lib/backend';
 import { writeFileAtomic } from '../../lib/io/atomic';
-import { DEFAULT_SIZE, renderedTexts, writeInitialCheckpoint } from '../../lib/organism/checkpoint';
+import { DEFAULT_SIZE, OrganismSize, renderedTexts, writeInitialCheckpoint } from '../../lib/organism/checkpoint';
 import { generateCorpus } from '../../lib/organism/generator';
 import { writeCorpus } from '../../lib/organism/write';
 import { parseTrainConfig } from '../../lib/train/config';
@@ -32,10 +33,13 @@ export interface RecipeOptions {
   batch: number;
   warmup: number;
   maxSteps: number | null;
+  /** Model size; DEFAULT_SIZE is the shipped organism's. */
+  size?: OrganismSize;
   log: (msg: string) => void;
 }
 
 export function trainOrganism(o: RecipeOptions) {
+  const size = o.size ?? DEFAULT_SIZE;
   fs.mkdirSync(o.work, { recursive: true });
   const corpusFile = path.join(o.work, 'corpus.jsonl');
   const initDir = path.join(o.work, 'init');
@@ -45,7 +49,7 @@ export function trainOrganism(o: RecipeOptions) {
     o.log(`corpus: ${stats.conversations} conversations, sha256 ${stats.sha256.slice(0, 12)}`);
   }
   if (!fs.existsSync(path.join(initDir, 'model.safetensors'))) {
-    const init = writeInitialCheckpoint(initDir, renderedTexts(generateCorpus(o.seed, VOCAB_CONVERSATIONS)), { seed: `organism-init:${o.seed}`, size: DEFAULT_SIZE });
+    const init = writeInitialCheckpoint(initDir, renderedTexts(generateCorpus(o.seed, VOCAB_CONVERSATIONS)), { seed: `organism-init:${o.seed}`, size });
     o.log(`initial checkpoint: vocabulary ${init.vocabSize}, ${init.parameters} parameters`);
   }
   const { config } = parseTrainConfig(
@@ -77,7 +81,9 @@ export function trainOrganism(o: RecipeOptions) {
   const minutes = (Date.now() - t0) / 60000;
   fs.mkdirSync(o.out, { recursive: true });
   for (const f of SHIPPED_FILES) fs.copyFileSync(path.join(trainDir, f), path.join(o.out, f));
-  const summary = { ...result, minutes, recipe: { seed: o.seed, conversations: o.conversations, lr: o.lr, batch: o.batch, warmup: o.warmup, size: DEFAULT_SIZE } };
+  // Paths relative to the working directory, so the shipped summary does not carry this machine's layout.
+  const corpusSha256 = crypto.createHash('sha256').update(fs.readFileSync(corpusFile)).digest('hex');
+  const summary = { ...result, outputDir: path.relative(process.cwd(), result.outputDir), corpusSha256, minutes, recipe: { seed: o.seed, conversations: o.conversations, lr: o.lr, batch: o.batch, warmup: o.warmup, size } };
   writeFileAtomic(path.join(o.out, 'training_summary.json'), JSON.stringify(summary, null, 2) + '\n');
   return summary;
 }
