@@ -20,7 +20,7 @@ export const planCommand: CommandModule<object, Args> = {
   handler: (argv) => {
     const exp = loadExperiment(argv.config, { outputDir: argv['output-dir'], cacheDir: argv['cache-dir'] });
     const n = argv.shards ?? exp.config.slurm.shards;
-    const cells = exp.cells.map((c) => ({ id: c.id, done: isCellDone(exp.config, c.id), shard: shardOf(c.id, n), settings: c.settings }));
+    const cells = exp.cells.map((c) => ({ id: c.id, done: isCellDone(exp, c), shard: shardOf(c.id, n), settings: c.settings }));
     if (argv.slurm) {
       const { script, shards } = slurmScript(exp, { shards: argv.shards });
       const file = path.join(exp.config.runDir, 'slurm.sh');

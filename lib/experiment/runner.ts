@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { checkpointFingerprint } from '../io/fingerprint';
 import { startProgress } from '../progress';
 import { FigureSpec, Row, rowsToCsv, writeFigure } from '../plot';
 import { Cache, writeJsonAtomic } from './cache';
@@ -97,8 +98,38 @@ export function cellDir(config: ExperimentConfig, id: string): string {
   return path.join(config.runDir, 'cells', id);
 }
 
-export function isCellDone(config: ExperimentConfig, id: string): boolean {
-  return fs.existsSync(path.join(cellDir(config, id), RESULT));
+/**
+ * What a cell's result depends on besides its settings: Study.inputs, or by default the fingerprint of the
+ * checkpoint in a string field `model` ('absent' when there is none at that path: the cell will say so).
+ */
+export function cellInputs(exp: LoadedExperiment, cell: PlannedCell): Record<string, string> {
+  const resolvePath = (p: string) => path.resolve(exp.config.dir, p);
+  if (exp.study.inputs) return exp.study.inputs(cell.settings, resolvePath);
+  const model = (cell.settings as Record<string, unknown>).model;
+  if (typeof model !== 'string') return {};
+  const dir = resolvePath(model);
+  return { model: fs.existsSync(path.join(dir, 'config.json')) ? checkpointFingerprint(dir) : 'absent' };
+}
+
+export type CellState = 'done' | 'stale' | 'todo';
+
+/** todo: no result; stale: a result computed from other inputs (e.g. the checkpoint was retrained in place); done. */
+export function cellState(exp: LoadedExperiment, cell: PlannedCell): CellState {
+  const file = path.join(cellDir(exp.config, cell.id), RESULT);
+  if (!fs.existsSync(file)) return 'todo';
+  const inputs = cellInputs(exp, cell);
+  if (Object.keys(inputs).length === 0) return 'done';
+  let recorded: Record<string, string> | undefined;
+  try {
+    recorded = (JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult).inputs;
+  } catch {
+    return 'todo'; // unreadable: run it again
+  }
+  return canonicalJson(recorded ?? {}) === canonicalJson(inputs) ? 'done' : 'stale';
+}
+
+export function isCellDone(exp: LoadedExperiment, cell: PlannedCell): boolean {
+  return cellState(exp, cell) === 'done';
 }
 
 function lockName(shard?: Shard): string {
@@ -122,12 +153,15 @@ export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}
     removeStaleTemps(path.join(config.runDir, 'figures'));
     writePlan(exp);
     cache.cleanStaleTemps();
+    let stale = 0;
     const todo = mine.filter((c) => {
-      const done = isCellDone(config, c.id);
-      if (done) skipped++;
-      return !done;
+      const state = cellState(exp, c);
+      if (state === 'done') skipped++;
+      if (state === 'stale') stale++;
+      return state !== 'done';
     });
-    log(`${what}: ${cells.length} cells, ${mine.length} in this shard, ${skipped} already done, ${todo.length} to run`);
+    const staleNote = stale ? ` (${stale} of them rerun because an input changed, e.g. the model was retrained in place)` : '';
+    log(`${what}: ${cells.length} cells, ${mine.length} in this shard, ${skipped} already done, ${todo.length} to run${staleNote}`);
     const bar = startProgress(config.experiment, mine.length, { quiet: opts.progress === false, start: skipped });
     try {
       for (const cell of todo) {
@@ -154,7 +188,8 @@ export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}
           if (e instanceof PersonaError) throw new PersonaError(`cell ${cell.id}: ${e.message}`);
           throw e;
         }
-        const record: CellResult = { id: cell.id, settings: cell.settings, result: result as Record<string, unknown> };
+        const inputs = cellInputs(exp, cell);
+        const record: CellResult = { id: cell.id, settings: cell.settings, result: result as Record<string, unknown>, ...(Object.keys(inputs).length ? { inputs } : {}) };
         canonicalJson(record, `result of cell ${cell.id}`); // refuse NaN/undefined before anything is written
         writeJsonAtomic(path.join(dir, RESULT), record);
         computed++;
@@ -207,13 +242,17 @@ function flatten(prefix: string, v: unknown, out: Row): void {
   else out[prefix] = v as Row[string];
 }
 
-export function readCellResults(exp: LoadedExperiment): { results: CellResult[]; missing: string[] } {
+/** Results of the finished cells; `missing` lists cells without one, `stale` (a subset) those whose result is from other inputs. */
+export function readCellResults(exp: LoadedExperiment): { results: CellResult[]; missing: string[]; stale: string[] } {
   const results: CellResult[] = [];
   const missing: string[] = [];
+  const stale: string[] = [];
   for (const c of exp.cells) {
     const file = path.join(cellDir(exp.config, c.id), RESULT);
-    if (!fs.existsSync(file)) {
+    const state = cellState(exp, c);
+    if (state !== 'done') {
       missing.push(c.id);
+      if (state === 'stale') stale.push(c.id);
       continue;
     }
     try {
@@ -222,7 +261,7 @@ export function readCellResults(exp: LoadedExperiment): { results: CellResult[];
       throw new PersonaError(`unreadable cell result: ${(e as Error).message}`, { file });
     }
   }
-  return { results, missing };
+  return { results, missing, stale };
 }
 
 /**
@@ -231,10 +270,11 @@ export function readCellResults(exp: LoadedExperiment): { results: CellResult[];
  */
 export async function collectExperiment(exp: LoadedExperiment, opts: { allowPartial?: boolean } = {}): Promise<CollectReport> {
   const { config, study } = exp;
-  const { results, missing } = readCellResults(exp);
+  const { results, missing, stale } = readCellResults(exp);
   if (missing.length && !opts.allowPartial) {
+    const staleNote = stale.length ? ` (${stale.length} of them have a result from other inputs: the model changed since they ran)` : '';
     throw new PersonaError(
-      `${missing.length} of ${exp.cells.length} cells have no result yet (e.g. ${missing[0]}); run the missing shards, or collect with --allow-partial`,
+      `${missing.length} of ${exp.cells.length} cells have no result yet${staleNote} (e.g. ${missing[0]}); run the missing shards, or collect with --allow-partial`,
       { file: config.runDir },
     );
   }

@@ -61,6 +61,8 @@ export interface CellResult<P extends object = CellSettings, R = Record<string, 
   id: string;
   settings: P;
   result: R;
+  /** Study.inputs when the cell ran (absent in results written before inputs were recorded). */
+  inputs?: Record<string, string>;
 }
 
 export interface SummaryContext {
@@ -87,6 +89,12 @@ export interface Study<P extends object = any, R extends object = any> {
   /** The cells to run; default: the cartesian product. */
   cells?(config: ExperimentConfig<P>): P[];
   runCell(cell: P, ctx: CellContext): R | Promise<R>;
+  /**
+   * Fingerprints of what a cell reads whose content, not its path, determines its result (a checkpoint
+   * retrained in place). Recorded in result.json; a finished cell whose inputs changed is run again.
+   * Default (cellInputs in runner.ts): the checkpoint named by a string field `model`.
+   */
+  inputs?(cell: P, resolvePath: (p: string) => string): Record<string, string>;
   summarize?(results: CellResult<P, R>[], ctx: SummaryContext): StudySummary | Promise<StudySummary>;
 }
 

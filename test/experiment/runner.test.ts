@@ -7,9 +7,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseShard, shardOf } from '../../lib/experiment/cells';
-import { collectExperiment, loadExperiment, runExperiment } from '../../lib/experiment/runner';
+import { cellInputs, cellState, collectExperiment, loadExperiment, runExperiment } from '../../lib/experiment/runner';
 import { slurmScript } from '../../lib/experiment/slurm';
-import { ARITH } from './support/studies';
+import { ARITH, READS_MODEL } from './support/studies';
 import { snapshot, tmpDir, writeFiles } from './helpers';
 
 const CHILD = path.join(__dirname, 'support/child-run.js');
@@ -143,4 +143,39 @@ test('partial collect and the Slurm job-array script', async () => {
   expect(slurmScript(exp, { shards: 50 }).shards).toBe(12); // never more tasks than cells
   const bash = spawnSync('bash', ['-n'], { input: script });
   expect(bash.status).toBe(0); // the script parses
+});
+
+test('a checkpoint retrained in place makes its cells stale: rerun recomputes them, collect refuses them meanwhile', async () => {
+  const d = tmpDir('stale');
+  const out = path.join(d, 'runs');
+  writeFiles(d, {
+    'model/config.json': '{"width": 3}\n',
+    'exp.yaml': `experiment: reads\nstudy: ${READS_MODEL}\nparams:\n  model: model\nsweep:\n  k: [1, 2]\n`,
+    'paper.yaml': 'experiment: reads-paper\nstudy: paper\nparams:\n  configs: [exp.yaml]\n',
+  });
+  const load = () => loadExperiment(path.join(d, 'exp.yaml'), { outputDir: out, cacheDir: path.join(out, 'cache') });
+  const paper = () => loadExperiment(path.join(d, 'paper.yaml'), { outputDir: out, cacheDir: path.join(out, 'cache') });
+  const logs: string[] = [];
+  const first = await runExperiment(load(), { progress: false });
+  expect(first).toMatchObject({ computed: 2, skipped: 0 });
+  const exp = load();
+  const record = JSON.parse(fs.readFileSync(path.join(out, 'reads', 'cells', exp.cells[0].id, 'result.json'), 'utf8'));
+  expect(record.inputs).toEqual(cellInputs(exp, exp.cells[0]));
+  expect(record.inputs.model).toMatch(/^[0-9a-f]{64}$/);
+  expect(await runExperiment(load(), { progress: false })).toMatchObject({ computed: 0, skipped: 2 });
+  const paperBefore = cellInputs(paper(), paper().cells[0]);
+
+  // Retrain in place: same path, other weights.
+  writeFiles(d, { 'model/config.json': '{"width": 5}\n' });
+  expect(load().cells.map((c) => cellState(load(), c))).toEqual(['stale', 'stale']);
+  expect(cellInputs(paper(), paper().cells[0])).not.toEqual(paperBefore);
+  await expect(collectExperiment(load())).rejects.toThrow(/2 of 2 cells have no result yet \(2 of them have a result from other inputs/);
+  const again = await runExperiment(load(), { progress: false, log: (m) => logs.push(m) });
+  expect(again).toMatchObject({ computed: 2, skipped: 0 });
+  expect(logs.join('\n')).toMatch(/2 of them rerun because an input changed/);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'reads', 'summary.json'), 'utf8'));
+  expect(summary.widths).toEqual([5, 10]);
+  // Notes beside the weights (a README, a report) are not inputs.
+  writeFiles(d, { 'model/README.md': 'notes\n' });
+  expect(await runExperiment(load(), { progress: false })).toMatchObject({ computed: 0, skipped: 2 });
 });

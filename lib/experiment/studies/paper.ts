@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { PersonaError } from '../../errors';
 import { readConfigTree } from '../config';
 import { canonicalJson, sha256Hex } from '../hash';
-import { loadExperiment, runExperiment } from '../runner';
+import { cellInputs, loadExperiment, runExperiment } from '../runner';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
 
 export const paperSchema = z
@@ -207,6 +207,11 @@ registerStudy<PaperCell, PaperResult>('paper', {
       });
   },
   cells: paperCells,
+  // A sub-run's cells depend on their checkpoints: a retrained model makes the paper cell stale too.
+  inputs(cell, resolvePath) {
+    const sub = loadExperiment(resolvePath(cell.config));
+    return { [cell.config]: sha256Hex(canonicalJson(sub.cells.map((c) => cellInputs(sub, c)))) };
+  },
   async runCell(cell, ctx) {
     const abs = path.resolve(ctx.config.dir, cell.config);
     const exp = loadExperiment(abs, { outputDir: path.dirname(ctx.config.runDir), cacheDir: ctx.config.cacheDir });

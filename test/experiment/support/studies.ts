@@ -39,3 +39,19 @@ registerStudy(ARITH, {
     };
   },
 });
+
+export const READS_MODEL = 'test/reads-model';
+
+/** Cells read `width` from the checkpoint's config.json, so retraining the model in place changes the result. */
+registerStudy(READS_MODEL, {
+  description: 'test study: reads a checkpoint config',
+  schema: z.object({ model: z.string().describe('checkpoint directory'), k: z.number().default(1).describe('a sweep axis') }).strict(),
+  pathFields: ['model'],
+  runCell(cell, ctx) {
+    const cfg = JSON.parse(fs.readFileSync(path.join(ctx.resolvePath(cell.model as string), 'config.json'), 'utf8'));
+    return { width: cfg.width * (cell.k as number) };
+  },
+  summarize(results) {
+    return { summary: { widths: results.map((r) => r.result.width as number).sort((a, b) => a - b) } };
+  },
+});
