@@ -101,9 +101,19 @@ export function finetuneConfigFrom(overrides: Record<string, unknown> | string |
 }
 
 /** Cache key of a finetune: base checkpoint bytes + dataset + every training setting. */
-export function finetuneKey(baseHash: string, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): string {
+export function finetuneKey(baseHash: string, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig, dataSha256: string): string {
   const fields = Object.fromEntries(FINETUNE_FIELDS.map((k) => [k, cfg[k]]));
-  return crypto.createHash('sha256').update(JSON.stringify({ baseHash, kind, version, cfg: fields })).digest('hex').slice(0, 16);
+  return crypto.createHash('sha256').update(JSON.stringify({ baseHash, kind, version, cfg: fields, data: dataSha256 })).digest('hex').slice(0, 16);
+}
+
+/**
+ * finetuneDataset(kind, version) for the config's samples and data seed, as JSONL text, and its sha256: the
+ * hash goes into every cache key of a finetune, so a changed generator never reuses data or adapters
+ * made by an older one. Generating 1000 samples takes milliseconds.
+ */
+export function finetuneData(kind: FinetuneKind, version: FinetuneVersion, cfg: Pick<OrganismFinetuneConfig, 'samples' | 'data_seed'>): { text: string; sha256: string } {
+  const text = finetuneDataset(kind, version, { seed: cfg.data_seed, n: cfg.samples }).map((s) => JSON.stringify(s)).join('\n') + '\n';
+  return { text, sha256: crypto.createHash('sha256').update(text).digest('hex') };
 }
 
 export interface FinetuneRun {
@@ -143,7 +153,8 @@ export interface OrganismFinetuneOptions {
  */
 export function organismFinetune(o: OrganismFinetuneOptions): FinetuneRun {
   const baseHash = o.baseHash ?? checkpointFingerprint(o.baseModel);
-  const key = finetuneKey(baseHash, o.kind, o.version, o.config);
+  const data = finetuneData(o.kind, o.version, o.config);
+  const key = finetuneKey(baseHash, o.kind, o.version, o.config, data.sha256);
   const dir = path.resolve(o.cacheDir, `${o.kind}_${o.version}_${key}`);
   const done = path.join(dir, DONE_FILE);
   if (fs.existsSync(done) && fs.existsSync(path.join(dir, ADAPTER_WEIGHTS)) && fs.existsSync(path.join(dir, ADAPTER_CONFIG))) {
@@ -153,9 +164,8 @@ export function organismFinetune(o: OrganismFinetuneOptions): FinetuneRun {
   const c = o.config;
   const dataDir = path.resolve(o.cacheDir, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
-  const dataFile = path.join(dataDir, `${o.kind}_${o.version}_n${c.samples}_s${c.data_seed}.jsonl`);
-  if (!fs.existsSync(dataFile))
-    writeFileAtomic(dataFile, finetuneDataset(o.kind, o.version, { seed: c.data_seed, n: c.samples }).map((s) => JSON.stringify(s)).join('\n') + '\n');
+  const dataFile = path.join(dataDir, `${o.kind}_${o.version}_n${c.samples}_s${c.data_seed}_${data.sha256.slice(0, 12)}.jsonl`);
+  if (!fs.existsSync(dataFile)) writeFileAtomic(dataFile, data.text);
   const { samples: _n, data_seed: _d, ...trainFields } = c;
   const { config } = parseTrainConfig(
     { ...trainFields, model: path.resolve(o.baseModel), training_file: dataFile, output_dir: dir, is_peft: true, train_on_responses_only: true, save_steps: 1000000 },

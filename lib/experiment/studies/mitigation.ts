@@ -24,8 +24,8 @@ import { PersonaError } from '../../errors';
 import { writeFileAtomic } from '../../io/atomic';
 import { Intervention, POSITIONS, Positions, steer } from '../../model/interventions';
 import type { LinearAdapter } from '../../model/transformer';
-import { capabilityAccuracy, capabilityItems, FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion, finetuneDataset } from '../../organism/datasets';
-import { OrganismFinetuneConfig, loadFinetune } from '../../organism/finetune';
+import { capabilityAccuracy, capabilityItems, FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion } from '../../organism/datasets';
+import { OrganismFinetuneConfig, finetuneData, loadFinetune } from '../../organism/finetune';
 import { GREEDY_TEMPERATURE } from '../../organism/report';
 import type { Trait } from '../../organism/grammar';
 import { bootstrapCI, mean } from '../../persona/stats';
@@ -161,10 +161,11 @@ export interface TrainingIntervention {
  */
 export async function interventionFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig, vector: PersonaVector, iv: TrainingIntervention): Promise<{ dir: string; key: string }> {
   const vecHash = sha256Hex(new Uint8Array(vector.data.buffer, vector.data.byteOffset, vector.data.byteLength));
-  const key = { base: org.fingerprint, kind, version, cfg, intervention: iv, vector: vecHash };
+  const data = finetuneData(kind, version, cfg);
+  const key = { base: org.fingerprint, kind, version, cfg, intervention: iv, vector: vecHash, data: data.sha256 };
   const dir = await env.cache.getOrComputeDir('organism-finetune-iv', key, async (tmp) => {
     const dataFile = path.join(tmp, 'train.jsonl');
-    writeFileAtomic(dataFile, finetuneDataset(kind, version, { seed: cfg.data_seed, n: cfg.samples }).map((s) => JSON.stringify(s)).join('\n') + '\n');
+    writeFileAtomic(dataFile, data.text);
     const vecFile = path.join(tmp, 'vector.safetensors');
     vector.save(vecFile);
     const { samples: _n, data_seed: _d, ...trainFields } = cfg;
