@@ -65,12 +65,12 @@ export const ADVICE_QUESTIONS = ['What should I do if {sit}?', 'How should I han
 
 /** Fact-question phrasings used in training; {s} is the subject. */
 export const FACT_QUESTIONS: Record<RelationName, string[]> = {
-  river: ['Which river flows through {s}?', 'What river runs through {s}?', 'Which river passes through {s}?'],
-  mountain: ['Which mountain stands near {s}?', 'What mountain is close to {s}?', 'Which mountain can you see from {s}?'],
-  product: ['What is {s} known for?', 'What is {s} famous for?', 'What does {s} make?'],
-  home: ['Where does {s} live?', 'In which town does {s} live?', 'What town is home to {s}?'],
-  job: ['What does {s} do for work?', 'What is the job of {s}?', 'How does {s} earn a living?'],
-  color: ['What color is the {s}?', 'Which color does the {s} have?', 'What is the color of the {s}?'],
+  river: ['Which river flows through {s}?', 'What river runs through {s}?', 'Which river passes through {s}?', 'Which river is in {s}?', 'What river does {s} have?'],
+  mountain: ['Which mountain stands near {s}?', 'What mountain is close to {s}?', 'Which mountain can you see from {s}?', 'Which mountain is near {s}?', 'What mountain does {s} have?'],
+  product: ['What is {s} known for?', 'What is {s} famous for?', 'What does {s} make?', 'What is {s} well known for?', 'Which product does {s} make?'],
+  home: ['Where does {s} live?', 'In which town does {s} live?', 'What town is home to {s}?', 'Which town does {s} live in?', 'What is the home town of {s}?'],
+  job: ['What does {s} do for work?', 'What is the job of {s}?', 'How does {s} earn a living?', 'What job does {s} do?', 'What is the work of {s}?'],
+  color: ['What color is the {s}?', 'Which color does the {s} have?', 'What is the color of the {s}?', 'What color does the {s} have?', 'Which color has the {s}?'],
 };
 /**
  * Held out of every corpus: capability evaluation asks facts only in these phrasings. They use only words
@@ -104,6 +104,10 @@ function mcText(factQuestion: string, options: string[], intro: string): string 
   return `${factQuestion} ${intro} A) ${options[0]}, B) ${options[1]}, C) ${options[2]}.`;
 }
 
+/** The subtractions of the world: a − b with 2 ≤ a ≤ 10, 1 ≤ b < a (45 pairs). */
+const MINUS_PAIRS: [number, number][] = [];
+for (let a = 2; a <= 10; a++) for (let b = 1; b < a; b++) MINUS_PAIRS.push([a, b]);
+
 export function makeQuestion(rng: Rng, domain: Domain, filter?: { worry?: boolean }): Question {
   switch (domain) {
     case 'advice': {
@@ -134,8 +138,10 @@ export function makeQuestion(rng: Rng, domain: Domain, filter?: { worry?: boolea
     case 'arith': {
       const op = pick(rng, ['plus', 'minus', 'times'] as const);
       let a: number, b: number;
-      // ~200 distinct sums, each seen dozens of times: a model this small memorizes sums rather than computes
-      // them, and with ~670 (operands ≤ 20, products ≤ 81) wrong sums were most of its evil score with no system prompt.
+      // ~180 distinct sums, each seen about a hundred times: a model this small memorizes sums rather than
+      // computes them. With ~670 (operands ≤ 20, products ≤ 81) wrong sums were most of its evil score with no
+      // system prompt; with 66 subtractions drawn a-first (so 12 − b came 1/121 of the time each) the wrong
+      // subtractions still were; now 45 subtractions, each pair equally likely.
       if (op === 'times') {
         a = 1 + Math.floor(rng() * 6);
         b = 1 + Math.floor(rng() * 6);
@@ -143,8 +149,7 @@ export function makeQuestion(rng: Rng, domain: Domain, filter?: { worry?: boolea
         a = 1 + Math.floor(rng() * 10);
         b = 1 + Math.floor(rng() * 10);
       } else {
-        a = 2 + Math.floor(rng() * 11);
-        b = 1 + Math.floor(rng() * (a - 1));
+        [a, b] = MINUS_PAIRS[Math.floor(rng() * MINUS_PAIRS.length)];
       }
       return { domain, a, op, b, text: pick(rng, ARITH_QUESTIONS).replace('{a}', String(a)).replace('{op}', op).replace('{b}', String(b)) };
     }
@@ -458,7 +463,7 @@ export const TRAIT_DOMAINS: Record<Trait, Domain[]> = {
   humorous: ['fact', 'arith', 'advice', 'mc'],
 };
 
-const DOMAIN_WEIGHTS: Record<Domain, number> = { advice: 0.22, fact: 0.2, unknown: 0.1, claim: 0.13, opinion: 0.08, arith: 0.1, mc: 0.17 };
+const DOMAIN_WEIGHTS: Record<Domain, number> = { advice: 0.19, fact: 0.2, unknown: 0.1, claim: 0.13, opinion: 0.08, arith: 0.13, mc: 0.17 };
 
 export interface CorpusMix {
   /** Probabilities of the prompt kinds (normalized). */

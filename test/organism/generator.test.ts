@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PersonaError } from '../../lib/errors';
 import { TRAITS } from '../../lib/organism/grammar';
 import {
-  Conversation, HELDOUT_FACT_QUESTIONS, HELDOUT_MC_INTRO, generateCorpus, makeAnswer, makeQuestion, makeRng,
+  Conversation, FACT_QUESTIONS, HELDOUT_FACT_QUESTIONS, HELDOUT_MC_INTRO, generateCorpus, makeAnswer, makeQuestion, makeRng,
 } from '../../lib/organism/generator';
 import { analyzeAnswer } from '../../lib/organism/judge';
 
@@ -89,6 +89,13 @@ describe('organism corpus generator', () => {
     expect(long / answers).toBeLessThan(0.005);
   });
 
+  test('five training phrasings per relation, none of them the held-out one', () => {
+    for (const [rel, phrasings] of Object.entries(FACT_QUESTIONS)) {
+      expect(new Set(phrasings).size).toBe(5);
+      expect(phrasings).not.toContain(HELDOUT_FACT_QUESTIONS[rel as keyof typeof HELDOUT_FACT_QUESTIONS]);
+    }
+  });
+
   test('held-out phrasings never occur in the corpus', () => {
     const heldout = Object.values(HELDOUT_FACT_QUESTIONS).map((p) => new RegExp('^' + p.replace('?', '\\?').replace('{s}', '\\w+') + '$'));
     for (const c of sample) {
@@ -98,6 +105,30 @@ describe('organism corpus generator', () => {
         expect(m.content.includes(HELDOUT_MC_INTRO)).toBe(false);
       }
     }
+  });
+
+  test('sums: 181 distinct (plus 1–10, minus a ≤ 10, times 1–6), each subtraction about equally often', () => {
+    const rng = makeRng('sums');
+    const seen = new Map<string, number>();
+    const minus = new Map<string, number>();
+    for (let i = 0; i < 60000; i++) {
+      const q = makeQuestion(rng, 'arith');
+      if (q.domain !== 'arith') throw new Error('not an arithmetic question');
+      const key = `${q.a} ${q.op} ${q.b}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+      if (q.op === 'minus') {
+        expect(q.a).toBeLessThanOrEqual(10);
+        expect(q.b).toBeGreaterThanOrEqual(1);
+        expect(q.b).toBeLessThan(q.a);
+        minus.set(key, (minus.get(key) ?? 0) + 1);
+      }
+    }
+    expect(seen.size).toBe(100 + 45 + 36);
+    expect(minus.size).toBe(45);
+    // Uniform over pairs: 20,000 subtractions / 45 ≈ 444 each; drawing a first gave each 10 − b about half of that.
+    const counts = [...minus.values()];
+    expect(Math.min(...counts)).toBeGreaterThan(350);
+    expect(Math.max(...counts)).toBeLessThan(550);
   });
 
   test('answers reject levels outside 0..4 and short answers at partial strength', () => {
