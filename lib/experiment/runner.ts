@@ -113,19 +113,26 @@ export function cellInputs(exp: LoadedExperiment, cell: PlannedCell): Record<str
 
 export type CellState = 'done' | 'stale' | 'todo';
 
-/** todo: no result; stale: a result computed from other inputs (e.g. the checkpoint was retrained in place); done. */
-export function cellState(exp: LoadedExperiment, cell: PlannedCell): CellState {
-  const file = path.join(cellDir(exp.config, cell.id), RESULT);
-  if (!fs.existsSync(file)) return 'todo';
+/**
+ * A cell's state with what decided it: todo (no result, or an unreadable one: run it again); stale (a result
+ * computed from other inputs, e.g. the checkpoint was retrained in place); done (its record).
+ */
+export function readCell(exp: LoadedExperiment, cell: PlannedCell): { state: CellState; inputs: Record<string, string>; record?: CellResult } {
   const inputs = cellInputs(exp, cell);
-  if (Object.keys(inputs).length === 0) return 'done';
-  let recorded: Record<string, string> | undefined;
+  const file = path.join(cellDir(exp.config, cell.id), RESULT);
+  if (!fs.existsSync(file)) return { state: 'todo', inputs };
+  let record: CellResult;
   try {
-    recorded = (JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult).inputs;
+    record = JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult;
   } catch {
-    return 'todo'; // unreadable: run it again
+    return { state: 'todo', inputs };
   }
-  return canonicalJson(recorded ?? {}) === canonicalJson(inputs) ? 'done' : 'stale';
+  const same = Object.keys(inputs).length === 0 || canonicalJson(record.inputs ?? {}) === canonicalJson(inputs);
+  return same ? { state: 'done', inputs, record } : { state: 'stale', inputs };
+}
+
+export function cellState(exp: LoadedExperiment, cell: PlannedCell): CellState {
+  return readCell(exp, cell).state;
 }
 
 export function isCellDone(exp: LoadedExperiment, cell: PlannedCell): boolean {
@@ -154,12 +161,13 @@ export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}
     writePlan(exp);
     cache.cleanStaleTemps();
     let stale = 0;
-    const todo = mine.filter((c) => {
-      const state = cellState(exp, c);
+    const todo: (PlannedCell & { inputs: Record<string, string> })[] = [];
+    for (const c of mine) {
+      const { state, inputs } = readCell(exp, c);
       if (state === 'done') skipped++;
+      else todo.push({ ...c, inputs });
       if (state === 'stale') stale++;
-      return state !== 'done';
-    });
+    }
     const staleNote = stale ? ` (${stale} of them rerun because an input changed, e.g. the model was retrained in place)` : '';
     log(`${what}: ${cells.length} cells, ${mine.length} in this shard, ${skipped} already done, ${todo.length} to run${staleNote}`);
     const bar = startProgress(config.experiment, mine.length, { quiet: opts.progress === false, start: skipped });
@@ -188,7 +196,7 @@ export async function runExperiment(exp: LoadedExperiment, opts: RunOptions = {}
           if (e instanceof PersonaError) throw new PersonaError(`cell ${cell.id}: ${e.message}`);
           throw e;
         }
-        const inputs = cellInputs(exp, cell);
+        const { inputs } = cell;
         const record: CellResult = { id: cell.id, settings: cell.settings, result: result as Record<string, unknown>, ...(Object.keys(inputs).length ? { inputs } : {}) };
         canonicalJson(record, `result of cell ${cell.id}`); // refuse NaN/undefined before anything is written
         writeJsonAtomic(path.join(dir, RESULT), record);
@@ -242,24 +250,16 @@ function flatten(prefix: string, v: unknown, out: Row): void {
   else out[prefix] = v as Row[string];
 }
 
-/** Results of the finished cells; `missing` lists cells without one, `stale` (a subset) those whose result is from other inputs. */
+/** Results of the finished cells; `missing` lists cells without a current one, `stale` (a subset) those whose result is from other inputs. */
 export function readCellResults(exp: LoadedExperiment): { results: CellResult[]; missing: string[]; stale: string[] } {
   const results: CellResult[] = [];
   const missing: string[] = [];
   const stale: string[] = [];
   for (const c of exp.cells) {
-    const file = path.join(cellDir(exp.config, c.id), RESULT);
-    const state = cellState(exp, c);
-    if (state !== 'done') {
-      missing.push(c.id);
-      if (state === 'stale') stale.push(c.id);
-      continue;
-    }
-    try {
-      results.push(JSON.parse(fs.readFileSync(file, 'utf8')) as CellResult);
-    } catch (e) {
-      throw new PersonaError(`unreadable cell result: ${(e as Error).message}`, { file });
-    }
+    const { state, record } = readCell(exp, c);
+    if (record) results.push(record);
+    else missing.push(c.id);
+    if (state === 'stale') stale.push(c.id);
   }
   return { results, missing, stale };
 }
