@@ -2,8 +2,11 @@
  * Choice of TensorFlow.js backend, and the wasm kernel fixes that make the wasm backend fit for training.
  *
  *   auto       → @tensorflow/tfjs-node-gpu, else @tensorflow/tfjs-node (optionalDependencies, native TF),
+ *                else webgpu on a hardware adapter (./webgpu: Dawn in Node, navigator.gpu in browsers),
  *                else wasm (SIMD binary from node_modules, with ./wasm-fixes), else cpu (pure JS).
+ *                Software GPU adapters (lavapipe, SwiftShader) are used only when webgpu is asked for by name.
  *   tensorflow → native TF or a PersonaError saying what to install.
+ *   webgpu     → any adapter, software ones included, or a PersonaError saying what was found and what to install.
  *
  * Gradient facts for tfjs 4.22 that hold on EVERY backend (tested in test/backend/gradients.test.ts);
  * the model code works around them rather than this module patching core gradients globally:
@@ -23,6 +26,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { PersonaError } from '../errors';
 import { installWasmFixes } from './wasm-fixes';
+import { describeAdapter, probeWebGpu, registerWebGpu } from './webgpu';
 
 // Importing tfjs-backend-wasm registers 'wasm' above 'cpu', so code that never calls useBackend would
 // silently get wasm *without* the kernel fixes below. Re-register it below cpu: wasm is chosen only
@@ -33,10 +37,12 @@ if (wasmFactory && tf.engine().backendName !== 'wasm') {
   tf.registerBackend('wasm', wasmFactory, 0);
 }
 
-export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendRequest = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export { installWasmFixes } from './wasm-fixes';
+export { webgpuAdapter, describeAdapter, checkDevice } from './webgpu';
+export type { GpuAdapterSummary } from './webgpu';
 
-const REQUESTS: readonly BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+const REQUESTS: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
 /**
@@ -92,6 +98,13 @@ async function activate(name: string): Promise<boolean> {
   }
 }
 
+async function activateWebGpu() {
+  const summary = await registerWebGpu();
+  if (!(await activate('webgpu'))) throw new PersonaError(`the webgpu backend failed to initialise on ${describeAdapter(summary)}`);
+  await tf.ready();
+  return summary;
+}
+
 async function activateWasm(): Promise<{ ok: true; simd: boolean } | { ok: false; reason: string }> {
   if (!wasmPathsSet) {
     // Takes effect only if it precedes the backend's initialisation (later it is a harmless no-op).
@@ -138,7 +151,15 @@ export async function useBackend(request?: BackendRequest, log: (msg: string) =>
           'install it with `npm install @tensorflow/tfjs-node` (or @tensorflow/tfjs-node-gpu with CUDA), or use backend wasm',
       );
     }
-    const why = 'pkg' in native ? `${native.pkg} failed to initialise` : 'tfjs-node not installed';
+    let why = 'pkg' in native ? `${native.pkg} failed to initialise` : 'tfjs-node not installed';
+    if (current === 'webgpu') return 'webgpu';
+    const probe = await probeWebGpu();
+    if (probe.ok && !probe.summary.software) {
+      await activateWebGpu();
+      log(`backend: webgpu (${why}; ${probe.via}: ${describeAdapter(probe.summary)})`);
+      return 'webgpu';
+    }
+    why += probe.ok ? `; only a software GPU adapter (${probe.summary.description || probe.summary.device}), used only with --backend webgpu` : `; no webgpu: ${probe.reason}`;
     if (current === 'wasm') return 'wasm';
     const w = await activateWasm();
     if (w.ok) {
@@ -148,6 +169,13 @@ export async function useBackend(request?: BackendRequest, log: (msg: string) =>
     if (!(await activate('cpu'))) throw new PersonaError(`no usable backend: ${why}; ${w.reason}; cpu failed too`);
     log(`backend: cpu (${why}; ${w.reason})`);
     return 'cpu';
+  }
+
+  if (want === 'webgpu') {
+    if (current === 'webgpu') return 'webgpu';
+    const summary = await activateWebGpu();
+    log(`backend: webgpu (requested; ${describeAdapter(summary)})`);
+    return 'webgpu';
   }
 
   // want === 'wasm'
