@@ -16,7 +16,7 @@ export async function prepareBackend(argv: { backend?: string }): Promise<string
 }
 
 /** Loads a checkpoint after checking that its float32 weights fit the backend's memory. */
-export function loadModel(dir: string): Model {
+export async function loadModel(dir: string): Promise<Model> {
   const cfg = readModelConfig(dir);
   const n = parameterSpecs(cfg).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   checkFitsInMemory(n * 4, `model ${dir}: ${(n * 4 / 1e9).toFixed(2)} GB of float32 weights`);

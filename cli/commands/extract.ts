@@ -32,7 +32,7 @@ export interface JudgeArgs {
 }
 
 /** Trait + coherence judges from the flags; returns a dispose function for a local judge model. */
-export function judgesFrom(argv: JudgeArgs, trait: string, traitPrompt: string, outDir: string): { judges: RolloutJudges; dispose: () => void } {
+export async function judgesFrom(argv: JudgeArgs, trait: string, traitPrompt: string, outDir: string): Promise<{ judges: RolloutJudges; dispose: () => void }> {
   if (argv.judge === 'organism') {
     if (argv['judge-model'] || argv['judge-local']) throw new PersonaError('--judge organism cannot be combined with --judge-model or --judge-local', { field: 'judge' });
     if (!isTrait(trait)) throw new PersonaError(`the organism judge knows no trait '${trait}'`, { field: 'trait' });
@@ -42,7 +42,7 @@ export function judgesFrom(argv: JudgeArgs, trait: string, traitPrompt: string, 
   const cache = new JudgeCache(argv['judge-cache'] ?? path.join(outDir, 'judge-cache.jsonl'));
   const coherence = argv['judge-prompts'] ? selectJudgePrompt(loadJudgePrompts(argv['judge-prompts']), COHERENCE_PROMPT_NAME, argv['judge-prompts']) : DEFAULT_COHERENCE_PROMPT;
   if (argv['judge-local']) {
-    const m: Model = loadModel(argv['judge-local']);
+    const m: Model = await loadModel(argv['judge-local']);
     const t = Tokenizer.load(argv['judge-local']);
     const mk = (template: string, name: string): Judge => createLocalJudge(m, t, { template, cache, name });
     return { judges: { trait: mk(traitPrompt, 'trait'), coherence: mk(coherence, 'coherence') }, dispose: () => m.dispose() };
@@ -86,11 +86,11 @@ export async function withJudgedModel(
   traitPrompt: string,
   body: (model: Model, judges: RolloutJudges, bar: ReturnType<typeof stagedProgress>) => Promise<void>,
 ): Promise<void> {
-  const model = loadModel(argv.model);
+  const model = await loadModel(argv.model);
   let dispose = (): void => undefined;
   const bar = stagedProgress();
   try {
-    const j = judgesFrom(argv, trait, traitPrompt, argv.out);
+    const j = await judgesFrom(argv, trait, traitPrompt, argv.out);
     dispose = j.dispose;
     await body(model, j.judges, bar);
   } finally {

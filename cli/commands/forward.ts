@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
+import { checkDevice } from '../../lib/backend';
 import { interventionHooks } from '../../lib/model/interventions';
 import { interventionOptions, interventionsFrom, jsonArg, loadModel, prepareBackend, tokenMatrix, writeJson } from '../common';
 
@@ -22,15 +23,21 @@ export const forwardCommand: CommandModule<object, Args> = {
     ) as never,
   handler: async (argv) => {
     await prepareBackend(argv);
-    const model = loadModel(argv.model);
+    const model = await loadModel(argv.model);
     try {
       const ids = tokenMatrix(argv.tokens, 'tokens');
       const attentionMask = argv['attention-mask'] !== undefined ? (jsonArg(argv['attention-mask'], 'attention-mask') as number[][]) : undefined;
       const hooks = interventionHooks(interventionsFrom(argv, model), model.config);
       const out = model.forward({ ids, attentionMask }, { hooks, hiddenStates: argv['hidden-states'] });
-      const result: Record<string, unknown> = { logits: out.logits!.arraySync() };
-      if (out.hiddenStates) result.hidden_states = out.hiddenStates.map((h) => h.arraySync());
-      tf.dispose([out.logits!, ...(out.hiddenStates ?? [])]);
+      let result: Record<string, unknown>;
+      try {
+        checkDevice();
+        result = { logits: await out.logits!.array() };
+        if (out.hiddenStates) result.hidden_states = await Promise.all(out.hiddenStates.map((h) => h.array()));
+        checkDevice();
+      } finally {
+        tf.dispose([out.logits!, ...(out.hiddenStates ?? [])]);
+      }
       writeJson(argv.json, result);
     } finally {
       model.dispose();

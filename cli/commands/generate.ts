@@ -36,7 +36,7 @@ export const generateCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     await prepareBackend(argv);
     if (argv.prompt === undefined && argv.tokens === undefined) throw new PersonaError('give --prompt TEXT or --tokens JSON', { field: 'prompt' });
-    const model = loadModel(argv.model);
+    const model = await loadModel(argv.model);
     try {
       let tokenizer: Tokenizer | null = null;
       let ids: number[][];
@@ -49,7 +49,7 @@ export const generateCommand: CommandModule<object, Args> = {
         const messages = [...(argv.system !== undefined ? [{ role: 'system', content: argv.system }] : []), { role: 'user', content: argv.prompt! }];
         ids = [tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }))];
       }
-      const result = generate(model, { ids, attentionMask }, {
+      const result = await generate(model, { ids, attentionMask }, {
         maxNewTokens: argv['max-new-tokens'],
         minNewTokens: argv['min-new-tokens'],
         greedy: argv.greedy,

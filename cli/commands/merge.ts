@@ -14,7 +14,7 @@ export const mergeCommand: CommandModule<object, Args> = {
       .option('out', { type: 'string', demandOption: true, describe: 'Output checkpoint directory' }) as never,
   handler: async (argv) => {
     await prepareBackend(argv);
-    const r = mergeAdapterIntoCheckpoint(argv.model, argv.adapter, argv.out);
+    const r = await mergeAdapterIntoCheckpoint(argv.model, argv.adapter, argv.out);
     process.stdout.write(`${JSON.stringify({ out: argv.out, merged_modules: r.merged })}\n`);
   },
 };

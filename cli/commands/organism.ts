@@ -68,7 +68,7 @@ const capabilityCommand: CommandModule<object, CapabilityArgs> = {
       .option('batch-size', { type: 'number', default: 72 }) as never,
   handler: async (argv) => {
     await prepareBackend({ backend: argv.backend ?? process.env.PERSONA_BACKEND ?? 'wasm' });
-    const model = loadModel(argv.model);
+    const model = await loadModel(argv.model);
     try {
       const csvFile = path.join(argv.out, `capability_${checkpointFingerprint(argv.model).slice(0, 12)}.csv`);
       const r = await measureCapability({ model, tokenizer: Tokenizer.load(argv.model), csvFile, batchSize: argv['batch-size'] });

@@ -47,10 +47,10 @@ export const screenCommand: CommandModule<object, Args> = {
     }
     const samples = readTrainingJsonl(argv.data);
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
-    const model = loadModel(argv.model);
+    const model = await loadModel(argv.model);
     const bar = startProgress('screen', samples.length * 2);
     try {
-      const r = screenDataset({ model, tokenizer: Tokenizer.load(argv.model), samples, vector, layer: argv.layer, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: (d) => bar.update(d) });
+      const r = await screenDataset({ model, tokenizer: Tokenizer.load(argv.model), samples, vector, layer: argv.layer, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: (d) => bar.update(d) });
       bar.stop();
       writeScreenCsv(argv.out, r.rows);
       let kept: number[] | undefined;

@@ -40,14 +40,14 @@ export const shiftCommand: CommandModule<object, Args> = {
     const prompts = artifacts.questions.map((q) => tok.encode(renderItemPrompt(tok, { question: q, questionId: '' })));
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
     if ((argv.finetuned === undefined) === (argv.adapter === undefined)) throw new PersonaError('give exactly one of --finetuned DIR (full checkpoint) or --adapter DIR (PEFT adapter on --base)', { field: argv.finetuned === undefined ? 'finetuned' : 'adapter' });
-    const base = loadModel(argv.base);
+    const base = await loadModel(argv.base);
     let ft: Model | undefined;
     let lora: LoraAdapters | undefined;
     try {
       if (argv.adapter !== undefined) lora = loadAdapter(argv.adapter, base);
-      else ft = loadModel(argv.finetuned!);
+      else ft = await loadModel(argv.finetuned!);
       const finetuned = lora ? { model: base, adapters: lora.adapters() } : { model: ft! };
-      const r = finetuningShift({ base: { model: base }, finetuned, prompts, vector, layer: argv.layer, batchSize: argv['batch-size'], nullCount: argv['null-count'], seed: argv.seed });
+      const r = await finetuningShift({ base: { model: base }, finetuned, prompts, vector, layer: argv.layer, batchSize: argv['batch-size'], nullCount: argv['null-count'], seed: argv.seed });
       const what = argv.adapter !== undefined ? { adapter: path.resolve(argv.adapter) } : { finetuned: path.resolve(argv.finetuned!) };
       if (argv.out) writeJson(argv.out, { ...r, diff: Array.from(r.diff), base: path.resolve(argv.base), ...what });
       printTable([['layer', 'projection', '|diff|', 'null mean|p|', 'null 97.5%', 'above null'], [r.layer, r.projection, r.diffNorm, r.null.meanAbs, r.null.p975, r.beatsNull ? 'yes' : 'no']]);

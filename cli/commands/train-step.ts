@@ -22,12 +22,12 @@ export const trainStepCommand: CommandModule<object, Args> = {
     ) as never,
   handler: async (argv) => {
     await prepareBackend(argv);
-    const model = loadModel(argv.model);
+    const model = await loadModel(argv.model);
     try {
       const ids = tokenMatrix(argv.tokens, 'tokens');
       const labels = tokenMatrix(argv.labels, 'labels');
       const attentionMask = argv['attention-mask'] !== undefined ? (jsonArg(argv['attention-mask'], 'attention-mask') as number[][]) : undefined;
-      const r = trainStep(model, { ids, labels, attentionMask }, { interventions: interventionsFrom(argv, model) });
+      const r = await trainStep(model, { ids, labels, attentionMask }, { interventions: interventionsFrom(argv, model) });
       writeJson(argv.json, { loss: r.loss, grad_norms: r.gradNorms });
     } finally {
       model.dispose();

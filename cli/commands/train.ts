@@ -18,7 +18,7 @@ export const trainCommand: CommandModule<object, Args> = {
     await prepareBackend(argv);
     const log = (m: string) => process.stderr.write(`persona train: ${m}\n`);
     if (ignored.length) log(`ignored (Python-stack only): ${ignored.join(', ')}`);
-    const r = runTraining(config, { progress: argv.progress && process.stderr.isTTY, resume: argv.resume, log });
+    const r = await runTraining(config, { progress: argv.progress && process.stderr.isTTY, resume: argv.resume, log });
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   },
 };

@@ -38,7 +38,7 @@ export interface RecipeOptions {
   log: (msg: string) => void;
 }
 
-export function trainOrganism(o: RecipeOptions) {
+export async function trainOrganism(o: RecipeOptions) {
   const size = o.size ?? DEFAULT_SIZE;
   fs.mkdirSync(o.work, { recursive: true });
   const corpusFile = path.join(o.work, 'corpus.jsonl');
@@ -77,7 +77,7 @@ export function trainOrganism(o: RecipeOptions) {
     'organism recipe',
   );
   const t0 = Date.now();
-  const result = runTraining(config, { progress: process.stderr.isTTY, log: o.log, onStep: (r) => r.step % 50 === 0 && o.log(`step ${r.step} loss ${r.loss.toFixed(4)} ${r.tokens_per_s.toFixed(0)} tok/s`) });
+  const result = await runTraining(config, { progress: process.stderr.isTTY, log: o.log, onStep: (r) => r.step % 50 === 0 && o.log(`step ${r.step} loss ${r.loss.toFixed(4)} ${r.tokens_per_s.toFixed(0)} tok/s`) });
   const minutes = (Date.now() - t0) / 60000;
   fs.mkdirSync(o.out, { recursive: true });
   for (const f of SHIPPED_FILES) fs.copyFileSync(path.join(trainDir, f), path.join(o.out, f));

@@ -195,3 +195,38 @@ export function loseDeviceForTesting(): void {
   active.device.destroy();
   active.lost = { reason: 'unknown', message: 'destroyed for testing' };
 }
+
+/**
+ * Runs `make` (which creates one tensor) and, on webgpu, puts the tensor's data on the GPU now inside an
+ * out-of-memory error scope. Returns null, or the GPU's out-of-memory message. Elsewhere it only runs `make`.
+ * Uploading at once also frees the host copy of the values (tfjs drops it after upload), so loading a model holds
+ * one tensor's values on the host at a time.
+ */
+export async function onDevice(make: () => tf.Tensor): Promise<string | null> {
+  const gpu = tf.getBackend() === 'webgpu' ? active : null;
+  if (!gpu) {
+    make();
+    return null;
+  }
+  const device = gpu.device as GpuDeviceLike & { pushErrorScope(f: string): void; popErrorScope(): Promise<{ message: string } | null> };
+  device.pushErrorScope('out-of-memory');
+  let failure: string | null = null;
+  try {
+    const t = make();
+    const b = tf.backend() as unknown as { uploadToGPU(id: object): void; ensureCommandEncoderReady(): void; endComputePassEncoder(): void; submitQueue(): void };
+    b.uploadToGPU(t.dataId);
+    b.ensureCommandEncoderReady();
+    b.endComputePassEncoder();
+    b.submitQueue();
+  } catch (e) {
+    // A mapped-at-creation buffer that cannot be allocated throws RangeError (WebGPU spec).
+    if (!(e instanceof RangeError)) {
+      await device.popErrorScope();
+      throw e;
+    }
+    failure = e.message;
+  }
+  const err = await device.popErrorScope();
+  checkDevice();
+  return failure ?? (err ? err.message : null);
+}

@@ -5,6 +5,7 @@
  * token text, go through the same aggregation as the API judge (LogprobJudge).
  */
 import * as tf from '@tensorflow/tfjs';
+import { readInts, readValues } from '../backend/read';
 import { PersonaError } from '../errors';
 import type { Model } from '../model/checkpoint';
 import type { Tokenizer } from '../tokenizer';
@@ -41,7 +42,7 @@ export class LocalNextTokenScorer implements NextTokenScorer {
   }
 
   /** Top-k log-softmax of the next token after `ids` [T], decoded. */
-  topLogprobsOfIds(ids: number[]): TopLogprob[] {
+  async topLogprobsOfIds(ids: number[]): Promise<TopLogprob[]> {
     const out = this.model.forward({ ids: [ids] }, { logits: 'last' });
     let values: Float32Array;
     let indices: Int32Array;
@@ -52,9 +53,12 @@ export class LocalNextTokenScorer implements NextTokenScorer {
         const top = tf.topk(logp, k, true);
         return { v: top.values, i: top.indices };
       });
-      values = v.dataSync() as Float32Array;
-      indices = i.dataSync() as Int32Array;
-      tf.dispose([v, i]);
+      try {
+        values = await readValues(v);
+        indices = await readInts(i);
+      } finally {
+        tf.dispose([v, i]);
+      }
     } finally {
       tf.dispose([out.logits ?? [], ...(out.hiddenStates ?? [])]);
     }

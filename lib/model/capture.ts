@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { PersonaError } from '../errors';
+import { readValues } from '../backend/read';
 import type { Model } from './checkpoint';
 import { Hook, SiteName, siteForLayer } from './hooks';
 import { Intervention, interventionHooks } from './interventions';
@@ -46,7 +47,7 @@ export function hiddenStateSite(L: number, numLayers: number): SiteName {
   return L === numLayers ? 'final_norm' : siteForLayer(L, numLayers);
 }
 
-export function captureActivations(model: Model, seqs: readonly CaptureSequence[], opts: CaptureOptions): Captured {
+export async function captureActivations(model: Model, seqs: readonly CaptureSequence[], opts: CaptureOptions): Promise<Captured> {
   const cfg = model.config;
   const N = cfg.numLayers;
   const H = cfg.hiddenSize;
@@ -81,14 +82,14 @@ export function captureActivations(model: Model, seqs: readonly CaptureSequence[
     }));
     const res = model.forward({ ids, attentionMask: mask }, { hooks: [...ivHooks, ...captureHooks], logits: 'none', adapters: opts.adapters });
     try {
-      kept.forEach((t, j) => {
-        const data = t.dataSync() as Float32Array;
+      for (let j = 0; j < kept.length; j++) {
+        const data = await readValues(kept[j]);
         for (let b = 0; b < batch.length; b++)
           reductions.forEach((r, k) => {
             const src = data.subarray((b * reductions.length + k) * H, (b * reductions.length + k + 1) * H);
             out.values[r]!.set(src, ((start + b) * layers.length + j) * H);
           });
-      });
+      }
     } finally {
       tf.dispose(kept);
       tf.dispose([res.logits ?? [], ...(res.hiddenStates ?? [])]);

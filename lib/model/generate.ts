@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { PersonaError } from '../errors';
+import { readValues } from '../backend/read';
 import type { Model } from './checkpoint';
 import type { Hook } from './hooks';
 import { Intervention, interventionHooks } from './interventions';
@@ -48,7 +49,7 @@ export interface GenerateResult {
   stoppedAtEos: boolean[];
 }
 
-export function generate(model: Model, input: GenerateInput, opts: GenerateOptions): GenerateResult {
+export async function generate(model: Model, input: GenerateInput, opts: GenerateOptions): Promise<GenerateResult> {
   const cfg = model.config;
   if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 1) throw new PersonaError(`max new tokens must be a positive integer, got ${opts.maxNewTokens}`, { field: 'max_new_tokens' });
   const minNew = opts.minNewTokens ?? 0;
@@ -69,8 +70,12 @@ export function generate(model: Model, input: GenerateInput, opts: GenerateOptio
       const out = model.forward({ ids: stepIds, attentionMask: stepMask, cache: cache ?? undefined }, { hooks, useCache: true, logits: 'last', adapters: opts.adapters });
       disposeCache(cache);
       cache = out.cache;
-      const logits = out.logits!.dataSync() as Float32Array; // [B, 1, V]
-      out.logits!.dispose();
+      let logits: Float32Array; // [B, 1, V]
+      try {
+        logits = await readValues(out.logits!);
+      } finally {
+        out.logits!.dispose();
+      }
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
         if (done[b]) {

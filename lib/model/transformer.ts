@@ -127,8 +127,7 @@ export function forward(cfg: ModelConfig, params: Params, input: ForwardInput, o
     const newCache: KVCache['layers'] = [];
 
     // Embedding: hidden_states[0].
-    const ids = tf.tensor1d(input.ids.flat(), 'int32');
-    let h = site('embed', tf.gather(p(WEIGHT_NAMES.embed), ids) as tf.Tensor2D); // [B·T, H]
+    let h = site('embed', embedLookup(vocabChunks(params, WEIGHT_NAMES.embed), input.ids.flat())); // [B·T, H]
     record(h);
 
     for (let i = 0; i < cfg.numLayers; i++) {
@@ -172,15 +171,54 @@ export function forward(cfg: ModelConfig, params: Params, input: ForwardInput, o
     if (opts.logits !== 'none') {
       let hl = h;
       if (opts.logits === 'last') hl = h.reshape([B, T, cfg.hiddenSize]).slice([0, T - 1, 0], [B, 1, cfg.hiddenSize]).reshape([B, cfg.hiddenSize]);
-      // Tied embeddings use embed^T unless the caller supplies it pre-transposed as lm_head (inference does, see Model).
-      const out = params.has(WEIGHT_NAMES.lmHead) ? tf.matMul(hl, p(WEIGHT_NAMES.lmHead) as tf.Tensor2D) : tf.matMul(hl, p(WEIGHT_NAMES.embed), false, true);
-      logits = out.reshape([B, opts.logits === 'last' ? 1 : T, cfg.vocabSize]) as tf.Tensor3D;
+      logits = unembed(params, hl).reshape([B, opts.logits === 'last' ? 1 : T, cfg.vocabSize]) as tf.Tensor3D;
     }
     const cache: KVCache | null = opts.useCache
       ? { layers: newCache, mask: fullMask, nextPosition: positions.map((row, b) => nextPositionOf(row, mask[b], input.cache?.nextPosition[b])) }
       : null;
     return { logits, hiddenStates: opts.hiddenStates ? hiddenStates : null, cache } as unknown as tf.TensorContainer;
   }) as unknown as ForwardOutput;
+}
+
+/**
+ * A parameter larger than one GPU binding (the embedding, the unembedding) is held as vocabulary chunks, stored under
+ * `name#i` in order: the embedding's rows [Vc, H], the unembedding's columns [H, Vc] (it is held as [in, out]).
+ */
+export const chunkKey = (name: string, i: number): string => `${name}#${i}`;
+
+/** A vocabulary parameter's pieces in order: the whole tensor, or its chunks. */
+export function vocabChunks(params: Params, name: string): tf.Tensor[] {
+  const whole = params.get(name);
+  if (whole) return [whole];
+  const out: tf.Tensor[] = [];
+  for (let i = 0; params.has(chunkKey(name, i)); i++) out.push(params.get(chunkKey(name, i))!);
+  if (out.length === 0) throw new Error(`internal: parameter ${name} not loaded`);
+  return out;
+}
+
+/** Rows of the embedding for `ids`, chunk by chunk: each chunk gathers its own ids, other rows are zeroed. */
+function embedLookup(chunks: tf.Tensor[], ids: number[]): tf.Tensor2D {
+  if (chunks.length === 1) return tf.gather(chunks[0], tf.tensor1d(ids, 'int32')) as tf.Tensor2D;
+  let out: tf.Tensor2D | null = null;
+  let lo = 0;
+  for (const c of chunks) {
+    const n = c.shape[0];
+    const inside = ids.map((id) => (id >= lo && id < lo + n ? 1 : 0));
+    // Every chunk takes part (zeros where no id falls in it), so each has a gradient when training the embedding.
+    const part = tf.mul(tf.gather(c, tf.tensor1d(ids.map((id, i) => (inside[i] ? id - lo : 0)), 'int32')), tf.tensor2d(inside, [ids.length, 1])) as tf.Tensor2D;
+    out = out ? (tf.add(out, part) as tf.Tensor2D) : part;
+    lo += n;
+  }
+  return out!;
+}
+
+/** Logits [rows, V] = h · lm_head, one matmul per vocabulary chunk. Tied embeddings use embed^T unless the caller
+ * supplies it pre-transposed as lm_head (inference does, see Model). */
+function unembed(params: Params, h: tf.Tensor2D): tf.Tensor2D {
+  const parts = params.has(WEIGHT_NAMES.lmHead) || params.has(chunkKey(WEIGHT_NAMES.lmHead, 0))
+    ? vocabChunks(params, WEIGHT_NAMES.lmHead).map((w) => tf.matMul(h, w as tf.Tensor2D))
+    : vocabChunks(params, WEIGHT_NAMES.embed).map((e) => tf.matMul(h, e as tf.Tensor2D, false, true));
+  return (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D;
 }
 
 export function disposeCache(cache: KVCache | null | undefined): void {

@@ -151,7 +151,7 @@ export interface OrganismFinetuneOptions {
  * finished finetune is marked by finetune.json, written last; an interrupted one resumes from the trainer's
  * checkpoints in the same directory.
  */
-export function organismFinetune(o: OrganismFinetuneOptions): FinetuneRun {
+export async function organismFinetune(o: OrganismFinetuneOptions): Promise<FinetuneRun> {
   const baseHash = o.baseHash ?? checkpointFingerprint(o.baseModel);
   const data = finetuneData(o.kind, o.version, o.config);
   const key = finetuneKey(baseHash, o.kind, o.version, o.config, data.sha256);
@@ -173,7 +173,7 @@ export function organismFinetune(o: OrganismFinetuneOptions): FinetuneRun {
   );
   o.log?.(`finetune ${o.kind} ${o.version}: training (${dir})`);
   const t0 = Date.now();
-  const r = runTraining(config, { log: o.log });
+  const r = await runTraining(config, { log: o.log });
   finetuneCounter.trained++;
   const rec: FinetuneRun = { kind: o.kind, version: o.version, key, dir, trained: true, seconds: (Date.now() - t0) / 1000, steps: r.steps, finalLoss: r.finalLoss };
   writeFileAtomic(done, JSON.stringify({ ...rec, config: c, baseHash, dataFile }, null, 2) + '\n');

@@ -169,7 +169,7 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
   const runDir = path.resolve(o.outDir, 'rollouts', `${baseHash.slice(0, 12)}_${shortHash(gen)}`);
   fs.mkdirSync(runDir, { recursive: true });
   const tokenizer = Tokenizer.load(o.modelDir);
-  const model = Model.load(o.modelDir);
+  const model = await Model.load(o.modelDir);
   const roll = (items: RolloutItem[], trait: Trait, csvFile: string, rseed: string, adapters?: Parameters<typeof runRollouts>[0]['adapters'], temp = temperature) =>
     runRollouts({ model, tokenizer, items, csvFile, trait, judges: judgesFor(trait), maxNewTokens, temperature: temp, seed: rseed, batchSize, adapters });
   try {
@@ -241,7 +241,7 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     const plan: [FinetuneKind, FinetuneVersion][] = [['evil', 'normal'], ['evil', 'I'], ['evil', 'II'], [flawKind, 'normal'], [flawKind, 'II'], [otherFlaw, 'normal'], [otherFlaw, 'II']];
     const runs = new Map<string, FinetuneRun>();
     for (const [kind, version] of plan) {
-      const r = organismFinetune({ baseModel: o.modelDir, baseHash, kind, version, config: ftCfg, cacheDir: ftDir, log });
+      const r = await organismFinetune({ baseModel: o.modelDir, baseHash, kind, version, config: ftCfg, cacheDir: ftDir, log });
       runs.set(`${kind}_${version}`, r);
       timings[`finetune_${kind}_${version}`] = r.trained ? r.seconds : 0;
     }
@@ -254,13 +254,13 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
     const ftDetails: Record<string, { evil: number; evil_delta: number; coherence: number; shift: Omit<ShiftResult, 'diff'>; shift_by_layer: Record<number, number>; train_seconds: number; trained_now: boolean; final_loss: number | null; steps: number; dir: string }> = {};
     // Mean activations at every layer in one forward pass per model; the base model's once for all finetunes.
     const layers = Array.from({ length: N }, (_, i) => i + 1);
-    const baseMeans = meanLastPromptActivations({ model }, shiftPrompts, layers, batchSize);
+    const baseMeans = await meanLastPromptActivations({ model }, shiftPrompts, layers, batchSize);
     for (const [name, run] of runs) {
       const lora = loadFinetune(run, model);
       try {
         const adapters = lora.adapters();
         const rows = (await roll(noneItems, 'evil', path.join(runDir, 'finetuned', `${name}_${run.key}_evil_none.csv`), `${seed}/evil/none`, adapters)).rows;
-        const ftMeans = meanLastPromptActivations({ model, adapters }, shiftPrompts, layers, batchSize);
+        const ftMeans = await meanLastPromptActivations({ model, adapters }, shiftPrompts, layers, batchSize);
         const shiftAt = (L: number) => shiftFromDiff(activationShift(ftMeans[L - 1], baseMeans[L - 1]), vector.layer(L), L, { seed });
         const { diff: _d, ...shift } = shiftAt(layer);
         const shiftByLayer: Record<number, number> = {};

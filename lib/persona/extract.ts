@@ -88,7 +88,7 @@ export interface ExtractedVectors {
 }
 
 /** Vectors [N+1, hidden] for the three methods from one activation pass over the kept pairs. */
-export function vectorsFromRollouts(o: VectorsFromRolloutsOptions): ExtractedVectors {
+export async function vectorsFromRollouts(o: VectorsFromRolloutsOptions): Promise<ExtractedVectors> {
   const threshold = o.threshold ?? DEFAULT_THRESHOLD;
   const coherenceMin = o.coherenceMin ?? COHERENCE_MIN;
   const pairs = keptPairs(o.pos, o.neg, threshold, coherenceMin);
@@ -107,7 +107,7 @@ export function vectorsFromRollouts(o: VectorsFromRolloutsOptions): ExtractedVec
   if (kept === 0)
     throw new PersonaError(`no rollout pair passed the filter (pos ${o.trait} ≥ ${threshold}, neg < ${100 - threshold}, coherence ≥ ${coherenceMin}; ${pairs.length} passed, ${emptyAnswers} of those had empty answers) out of ${o.pos.length}`, { field: 'threshold' });
   const N = o.model.config.numLayers;
-  const cap = captureActivations(o.model, seqs, { reductions: ['response_mean', 'prompt_mean', 'prompt_last'], batchSize: o.batchSize, onBatch: o.onBatch });
+  const cap = await captureActivations(o.model, seqs, { reductions: ['response_mean', 'prompt_mean', 'prompt_last'], batchSize: o.batchSize, onBatch: o.onBatch });
   const posIdx = Array.from({ length: kept }, (_, i) => 2 * i);
   const negIdx = posIdx.map((i) => i + 1);
   const vectors = {} as Record<ExtractionMethod, PersonaVector>;
@@ -164,7 +164,7 @@ export async function extractPersonaVector(o: ExtractOptions): Promise<ExtractRe
   const common = { model: o.model, tokenizer: o.tokenizer, trait: o.trait, judges: o.judges, maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature ?? 1, seed: o.seed, batchSize: o.batchSize };
   const pos = await runRollouts({ ...common, items: extractionItems(o.artifacts, o.trait, 'pos', samples, o.antonym), csvFile: files.pos, seed: `${o.seed ?? '0'}/pos`, onProgress: (d, t) => o.onProgress?.('pos rollouts', d, t) });
   const neg = await runRollouts({ ...common, items: extractionItems(o.artifacts, o.trait, 'neg', samples, o.antonym), csvFile: files.neg, seed: `${o.seed ?? '0'}/neg`, onProgress: (d, t) => o.onProgress?.('neg rollouts', d, t) });
-  const ex = vectorsFromRollouts({ model: o.model, tokenizer: o.tokenizer, pos: pos.rows, neg: neg.rows, trait: o.trait, threshold: o.threshold, coherenceMin: o.coherenceMin, batchSize: o.batchSize, modelName: o.modelName, onBatch: (d, t) => o.onProgress?.('activations', d, t) });
+  const ex = await vectorsFromRollouts({ model: o.model, tokenizer: o.tokenizer, pos: pos.rows, neg: neg.rows, trait: o.trait, threshold: o.threshold, coherenceMin: o.coherenceMin, batchSize: o.batchSize, modelName: o.modelName, onBatch: (d, t) => o.onProgress?.('activations', d, t) });
   for (const [method, v] of Object.entries(ex.vectors) as [ExtractionMethod, PersonaVector][]) {
     const f = path.join(o.outDir, `${o.trait}_${method}.safetensors`);
     v.save(f);

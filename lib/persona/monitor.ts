@@ -86,8 +86,8 @@ export function manyShotConditions(examples: readonly { question: string; answer
 }
 
 /** Last-prompt-token activation at hidden_states[layer] for each prompt: [n, hidden]. */
-export function lastPromptActivations(model: Model, prompts: readonly number[][], layer: number, opts: { batchSize?: number; adapters?: Parameters<typeof captureActivations>[2]['adapters'] } = {}): Float32Array {
-  const c = captureActivations(model, prompts.map((ids) => ({ ids, promptLength: ids.length })), { layers: [layer], reductions: ['prompt_last'], batchSize: opts.batchSize, adapters: opts.adapters });
+export async function lastPromptActivations(model: Model, prompts: readonly number[][], layer: number, opts: { batchSize?: number; adapters?: Parameters<typeof captureActivations>[2]['adapters'] } = {}): Promise<Float32Array> {
+  const c = await captureActivations(model, prompts.map((ids) => ({ ids, promptLength: ids.length })), { layers: [layer], reductions: ['prompt_last'], batchSize: opts.batchSize, adapters: opts.adapters });
   return c.values.prompt_last!;
 }
 
@@ -136,7 +136,7 @@ export async function monitorProjections(o: MonitorOptions): Promise<MonitorResu
     const file = path.join(o.outDir, `${o.trait}_monitor_${cond.label}.csv`);
     const run = await runRollouts({ model: o.model, tokenizer: o.tokenizer, items, csvFile: file, trait: o.trait, judges: o.judges, maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature ?? 1, seed: `${o.seed ?? '0'}/${cond.label}`, batchSize: o.batchSize, onProgress: (d, t) => o.onProgress?.(cond.label, d, t) });
     const ids = base.map((it) => o.tokenizer.encode(renderItemPrompt(o.tokenizer, it)));
-    const a = lastPromptActivations(o.model, ids, o.layer, { batchSize: o.batchSize });
+    const a = await lastPromptActivations(o.model, ids, o.layer, { batchSize: o.batchSize });
     const proj = project(a, base.length, unit.length, unit);
     const traitAll: number[] = [];
     base.forEach((it, i) => {

@@ -96,7 +96,7 @@ export async function runRollouts(opts: RunRolloutsOptions): Promise<RolloutsRes
       const lo = b * B;
       const hi = Math.min(items.length, lo + B);
       const ids = prompts.slice(lo, hi).map((p) => tokenizer.encode(p));
-      const gen = generate(model, { prompts: ids }, {
+      const gen = await generate(model, { prompts: ids }, {
         maxNewTokens: opts.maxNewTokens,
         temperature: opts.temperature ?? 1,
         topP: opts.topP,

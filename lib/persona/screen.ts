@@ -80,7 +80,7 @@ export function projectionDifference(datasetActs: Float32Array, baseActs: Float3
   return { dataset, base, diff: dataset.map((x, i) => x - base[i]) };
 }
 
-export function screenDataset(o: ScreenOptions): ScreenResult {
+export async function screenDataset(o: ScreenOptions): Promise<ScreenResult> {
   const H = o.model.config.hiddenSize;
   o.vector.checkHidden(H, `model ${o.model.dir ?? ''}`.trim());
   o.vector.checkLayers(o.model.config.numLayers, `model ${o.model.dir ?? ''}`.trim());
@@ -91,7 +91,7 @@ export function screenDataset(o: ScreenOptions): ScreenResult {
   const baseResponses: string[] = [];
   for (let lo = 0; lo < prompts.length; lo += B) {
     const ids = prompts.slice(lo, lo + B).map((p) => o.tokenizer.encode(p));
-    const g = generate(o.model, { prompts: ids }, { maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature, seed: `${o.seed ?? '0'}/${lo / B}`, eosTokenIds: eos });
+    const g = await generate(o.model, { prompts: ids }, { maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature, seed: `${o.seed ?? '0'}/${lo / B}`, eosTokenIds: eos });
     baseResponses.push(...g.tokens.map((t) => decodeAnswer(o.tokenizer, t)));
     o.onProgress?.(Math.min(lo + B, prompts.length), prompts.length * 2);
   }
@@ -103,7 +103,7 @@ export function screenDataset(o: ScreenOptions): ScreenResult {
     if (b.ids.length === b.promptLength) b.ids = [...b.ids, eos?.[0] ?? 0];
     return [d, b];
   });
-  const cap = captureActivations(o.model, seqs, { layers: [o.layer], reductions: ['response_mean'], batchSize: B, onBatch: (d) => o.onProgress?.(prompts.length + d / 2, prompts.length * 2) });
+  const cap = await captureActivations(o.model, seqs, { layers: [o.layer], reductions: ['response_mean'], batchSize: B, onBatch: (d) => o.onProgress?.(prompts.length + d / 2, prompts.length * 2) });
   const all = cap.values.response_mean!;
   const n = o.samples.length;
   const ds = new Float32Array(n * H);

@@ -17,9 +17,9 @@ export interface ModelVariant {
 }
 
 /** Mean over prompts of the last-prompt-token activation at hidden_states[L] for each L of `layers` (one forward pass): [hidden] per layer. */
-export function meanLastPromptActivations(v: ModelVariant, prompts: readonly number[][], layers: readonly number[], batchSize?: number): Float32Array[] {
+export async function meanLastPromptActivations(v: ModelVariant, prompts: readonly number[][], layers: readonly number[], batchSize?: number): Promise<Float32Array[]> {
   if (prompts.length === 0) throw new PersonaError('no prompts to average over', { field: 'prompts' });
-  const c = captureActivations(v.model, prompts.map((ids) => ({ ids, promptLength: ids.length })), { layers: [...layers], reductions: ['prompt_last'], batchSize, adapters: v.adapters });
+  const c = await captureActivations(v.model, prompts.map((ids) => ({ ids, promptLength: ids.length })), { layers: [...layers], reductions: ['prompt_last'], batchSize, adapters: v.adapters });
   const a = c.values.prompt_last!; // [prompts, layers, hidden]
   const H = v.model.config.hiddenSize;
   return layers.map((_, j) => {
@@ -31,8 +31,8 @@ export function meanLastPromptActivations(v: ModelVariant, prompts: readonly num
 }
 
 /** Mean over prompts of the last-prompt-token activation at hidden_states[layer]: [hidden]. */
-export function meanLastPromptActivation(v: ModelVariant, prompts: readonly number[][], layer: number, batchSize?: number): Float32Array {
-  return meanLastPromptActivations(v, prompts, [layer], batchSize)[0];
+export async function meanLastPromptActivation(v: ModelVariant, prompts: readonly number[][], layer: number, batchSize?: number): Promise<Float32Array> {
+  return (await meanLastPromptActivations(v, prompts, [layer], batchSize))[0];
 }
 
 /** finetuned − base, elementwise. */
@@ -65,13 +65,13 @@ export interface ShiftOptions {
   nullCount?: number;
 }
 
-export function finetuningShift(o: ShiftOptions): ShiftResult {
+export async function finetuningShift(o: ShiftOptions): Promise<ShiftResult> {
   for (const [what, v] of [['base model', o.base], ['finetuned model', o.finetuned]] as const) {
     o.vector.checkHidden(v.model.config.hiddenSize, what);
     o.vector.checkLayers(v.model.config.numLayers, what);
   }
   const dir = o.vector.layer(o.layer);
-  const diff = activationShift(meanLastPromptActivation(o.finetuned, o.prompts, o.layer, o.batchSize), meanLastPromptActivation(o.base, o.prompts, o.layer, o.batchSize));
+  const diff = activationShift(await meanLastPromptActivation(o.finetuned, o.prompts, o.layer, o.batchSize), await meanLastPromptActivation(o.base, o.prompts, o.layer, o.batchSize));
   return shiftFromDiff(diff, dir, o.layer, o);
 }
 

@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { readValues } from '../backend/read';
 import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
@@ -49,28 +50,28 @@ export function removeStaleTemps(outputDir: string): void {
   for (const name of fs.readdirSync(outputDir)) if (/^\.tmp-checkpoint-/.test(name)) fs.rmSync(path.join(outputDir, name), { recursive: true, force: true });
 }
 
-export function saveCheckpoint(
+export async function saveCheckpoint(
   outputDir: string,
   state: TrainerState,
   trainable: Map<string, tf.Variable>,
   optimizer: AdamW,
-  extra?: (dir: string) => void,
-): string {
+  extra?: (dir: string) => Promise<void> | void,
+): Promise<string> {
   fs.mkdirSync(outputDir, { recursive: true });
   const tmp = path.join(outputDir, `.tmp-checkpoint-${state.step}-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
   const params: Record<string, TensorToWrite> = {};
-  for (const [n, v] of trainable) params[n] = { shape: [...v.shape], data: v.dataSync() as Float32Array };
+  for (const [n, v] of trainable) params[n] = { shape: [...v.shape], data: await readValues(v) };
   writeSafetensors(path.join(tmp, PARAMS_FILE), params);
-  const { m, v } = optimizer.stateArrays();
+  const { m, v } = await optimizer.stateArrays();
   const moments: Record<string, TensorToWrite> = {};
   for (const [n, t] of trainable) {
     moments[`m/${n}`] = { shape: [...t.shape], data: m.get(n)! };
     moments[`v/${n}`] = { shape: [...t.shape], data: v.get(n)! };
   }
   writeSafetensors(path.join(tmp, OPTIM_FILE), moments, { optimizer_step: String(optimizer.step) });
-  extra?.(tmp);
+  await extra?.(tmp);
   writeFileAtomic(path.join(tmp, TRAINER_STATE), JSON.stringify(state, null, 2) + '\n');
   const final = checkpointDir(outputDir, state.step);
   if (fs.existsSync(final)) {

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { PersonaError } from '../errors';
+import { readScalar, readValues } from '../backend/read';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -60,9 +61,13 @@ export class AdamW {
   }
 
   /** Moments as plain arrays (for checkpoints). */
-  stateArrays(): { step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> } {
-    const read = (src: Map<string, tf.Variable>) => new Map([...src].map(([n, t]) => [n, t.dataSync() as Float32Array]));
-    return { step: this.step, m: read(this.m), v: read(this.v) };
+  async stateArrays(): Promise<{ step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
+    const read = async (src: Map<string, tf.Variable>) => {
+      const out = new Map<string, Float32Array>();
+      for (const [n, t] of src) out.set(n, await readValues(t));
+      return out;
+    };
+    return { step: this.step, m: await read(this.m), v: await read(this.v) };
   }
 
   loadState(step: number, m: Map<string, Float32Array>, v: Map<string, Float32Array>, where: string): void {
@@ -81,8 +86,15 @@ export class AdamW {
 }
 
 /** torch.nn.utils.clip_grad_norm_: scales grads in place (returns new map) if the global norm exceeds maxNorm; returns the pre-clip norm. */
-export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const total = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+export async function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<number> {
+  // Summed pairwise, not with one addN: a shader binds every input of addN, and GPUs allow as few as 8 per stage.
+  const sq = tf.tidy(() => [...grads.values()].reduce<tf.Tensor>((acc, g) => tf.add(acc, tf.sum(tf.square(g))), tf.scalar(0)));
+  let total: number;
+  try {
+    total = Math.sqrt(await readScalar(sq));
+  } finally {
+    sq.dispose();
+  }
   if (maxNorm > 0 && Number.isFinite(maxNorm)) {
     const coef = Math.min(1, maxNorm / (total + 1e-6));
     if (coef < 1)

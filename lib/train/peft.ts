@@ -6,10 +6,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { readValues } from '../backend/read';
 import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
-import { Model, parameterSpecs } from '../model/checkpoint';
+import { Model, hfParameterValues, parameterSpecs } from '../model/checkpoint';
 import { LoraAdapters, LoraSpec, checkLoraSpec, loraModules, loraScale } from './lora';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -43,16 +44,21 @@ export function adapterConfigJson(spec: LoraSpec, baseModel: string): Record<str
 }
 
 /** Writes the adapter into `dir` (created if needed); each file atomically. */
-export function saveAdapter(dir: string, lora: LoraAdapters, baseModel: string): void {
+export async function saveAdapter(dir: string, lora: LoraAdapters, baseModel: string): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, TensorToWrite> = {};
-  tf.tidy(() => {
-    for (const [module, a] of lora.A) {
-      const b = lora.B.get(module)!;
-      tensors[peftName(module, 'A')] = { shape: [...a.shape].reverse() as number[], data: tf.transpose(a).dataSync() as Float32Array };
-      tensors[peftName(module, 'B')] = { shape: [...b.shape].reverse() as number[], data: tf.transpose(b).dataSync() as Float32Array };
+  const transposed = async (t: tf.Tensor): Promise<TensorToWrite> => {
+    const tt = tf.transpose(t);
+    try {
+      return { shape: [...tt.shape], data: await readValues(tt) };
+    } finally {
+      tt.dispose();
     }
-  });
+  };
+  for (const [module, a] of lora.A) {
+    tensors[peftName(module, 'A')] = await transposed(a);
+    tensors[peftName(module, 'B')] = await transposed(lora.B.get(module)!);
+  }
   writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
   writeFileAtomic(path.join(dir, ADAPTER_CONFIG), JSON.stringify(adapterConfigJson(lora.spec, baseModel), null, 2) + '\n');
 }
@@ -111,17 +117,14 @@ export function loadAdapter(dir: string, model: Model): LoraAdapters {
 }
 
 /** Weights in Hugging Face layout with every adapter folded in: W' = W + scale · (lora_B · lora_A). */
-export function mergedWeights(model: Model, lora: LoraAdapters | null): Map<string, { shape: number[]; data: Float32Array }> {
+export async function mergedWeights(model: Model, lora: LoraAdapters | null): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const spec of parameterSpecs(model.config)) {
     const module = spec.name.endsWith('.weight') ? spec.name.slice(0, -'.weight'.length) : '';
     const a = lora?.A.get(module);
-    const data = tf.tidy(() => {
-      let w = model.params.get(spec.name)!; // [in, out] for linear weights
-      if (a && lora) w = tf.add(w, tf.mul(tf.matMul(a, lora.B.get(module)!), lora.scale));
-      return (spec.linear ? tf.transpose(w) : w).dataSync() as Float32Array;
-    });
-    out.set(spec.name, { shape: spec.shape, data: data.slice() });
+    // w is [in, out] for linear weights; vocabulary chunks are joined on the host.
+    const merge = a && lora ? (w: tf.Tensor) => tf.add(w, tf.mul(tf.matMul(a, lora.B.get(module)!), lora.scale)) : undefined;
+    out.set(spec.name, { shape: spec.shape, data: await hfParameterValues(model.config, model.params, spec.name, merge) });
   }
   return out;
 }
@@ -141,12 +144,12 @@ export function writeHfCheckpoint(outDir: string, weights: Map<string, { shape: 
 }
 
 /** `persona merge`: base checkpoint + PEFT adapter → full checkpoint in outDir. */
-export function mergeAdapterIntoCheckpoint(baseDir: string, adapterDir: string, outDir: string): { merged: number } {
-  const model = Model.load(baseDir);
+export async function mergeAdapterIntoCheckpoint(baseDir: string, adapterDir: string, outDir: string): Promise<{ merged: number }> {
+  const model = await Model.load(baseDir);
   let lora: LoraAdapters | null = null;
   try {
     lora = loadAdapter(adapterDir, model);
-    writeHfCheckpoint(outDir, mergedWeights(model, lora), baseDir);
+    writeHfCheckpoint(outDir, await mergedWeights(model, lora), baseDir);
     return { merged: lora.A.size };
   } finally {
     lora?.dispose();

@@ -8,11 +8,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { PersonaError } from '../errors';
-import { Model, checkTokens, parameterSpecs } from '../model/checkpoint';
+import { Model, checkTokens, hfParameterValues, parameterSpecs } from '../model/checkpoint';
+import { readScalar } from '../backend/read';
 import { ModelConfig } from '../model/config';
 import { Hook } from '../model/hooks';
 import { Intervention, interventionHooks } from '../model/interventions';
-import { LinearAdapter, Params, forward } from '../model/transformer';
+import { LinearAdapter, Params, forward, vocabChunks } from '../model/transformer';
 import { IGNORE_INDEX, causalLmLossSum } from './loss';
 
 /** A training batch: right-padded ids, labels (−100 = no loss) and attention mask, all [B][T]. */
@@ -61,7 +62,7 @@ export function trainingPositions(ids: number[][]): number[][] {
 /** Names under which adapter matrices are differentiated. */
 export const adapterKey = (module: string, m: 'A' | 'B') => `${module}.${m}`;
 
-export function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters: Adapters | null, batch: TrainBatch, opts: ObjectiveOptions = {}): ObjectiveResult {
+export async function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters: Adapters | null, batch: TrainBatch, opts: ObjectiveOptions = {}): Promise<ObjectiveResult> {
   checkTokens(batch.ids, cfg.vocabSize, 'model');
   const input = { ids: batch.ids, attentionMask: batch.attentionMask, positionIds: trainingPositions(batch.ids) };
   const names: string[] = [];
@@ -113,7 +114,12 @@ export function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters: Adap
     value.dispose();
     const map = new Map<string, tf.Tensor>();
     names.forEach((n, i) => map.set(n, grads[i]));
-    return { ceSum: kept.ce?.dataSync()[0] ?? 0, nLossTokens: kept.count, penalty: kept.pen?.dataSync()[0] ?? 0, grads: map };
+    try {
+      return { ceSum: kept.ce ? await readScalar(kept.ce) : 0, nLossTokens: kept.count, penalty: kept.pen ? await readScalar(kept.pen) : 0, grads: map };
+    } catch (e) {
+      tf.dispose(grads);
+      throw e;
+    }
   } finally {
     for (const t of [kept.ce, kept.pen, baseProj]) t?.dispose();
   }
@@ -151,22 +157,25 @@ export interface TrainStepResult {
  * `persona train-step`: one forward and backward pass of HF's SFT loss w.r.t. every parameter, no update.
  * The batch is right padded; position ids are 0..T−1.
  */
-export function trainStep(model: Model, batch: TrainBatch, opts: { interventions?: Intervention[]; gradsOf?: string[] } = {}): TrainStepResult {
+export async function trainStep(model: Model, batch: TrainBatch, opts: { interventions?: Intervention[]; gradsOf?: string[] } = {}): Promise<TrainStepResult> {
   const cfg = model.config;
   const hooks = opts.interventions?.length ? interventionHooks(opts.interventions, cfg) : undefined;
-  const r = objectiveAndGrads(cfg, model.params, null, batch, { hooks });
+  const r = await objectiveAndGrads(cfg, model.params, null, batch, { hooks });
   try {
     if (r.nLossTokens === 0) throw new PersonaError('no label is different from -100: the loss is undefined', { field: 'labels' });
-    const specs = new Map(parameterSpecs(cfg).map((s) => [s.name, s]));
-    const norms = tf.tidy(() => tf.stack([...r.grads.values()].map((g) => tf.norm(g))).dataSync());
+    // By Hugging Face name: a parameter held as vocabulary chunks has one gradient per chunk.
     const gradNorms: Record<string, number> = {};
-    [...r.grads.keys()].forEach((n, i) => (gradNorms[n] = norms[i]));
-    const grads: Record<string, Float32Array> = {};
-    for (const n of opts.gradsOf ?? []) {
-      const g = r.grads.get(n);
-      if (!g) throw new PersonaError(`no parameter named '${n}'`, { tensor: n });
-      grads[n] = tf.tidy(() => (specs.get(n)?.linear ? tf.transpose(g) : g).dataSync() as Float32Array).slice();
+    for (const spec of parameterSpecs(cfg)) {
+      const pieces = vocabChunks(r.grads, spec.name);
+      const sq = tf.tidy(() => pieces.reduce<tf.Tensor>((acc, g) => tf.add(acc, tf.sum(tf.square(g))), tf.scalar(0)));
+      try {
+        gradNorms[spec.name] = Math.sqrt(await readScalar(sq));
+      } finally {
+        sq.dispose();
+      }
     }
+    const grads: Record<string, Float32Array> = {};
+    for (const n of opts.gradsOf ?? []) grads[n] = await hfParameterValues(cfg, r.grads, n);
     return { loss: r.ceSum / r.nLossTokens, nLossTokens: r.nLossTokens, gradNorms, grads };
   } finally {
     tf.dispose([...r.grads.values()]);

@@ -11,6 +11,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { readScalar } from '../backend/read';
 import { SingleBar } from 'cli-progress';
 import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
@@ -94,7 +95,7 @@ export function configFingerprint(c: TrainConfig): string {
   return crypto.createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
 }
 
-export function runTraining(config: TrainConfig, opts: TrainOptions = {}): TrainResult {
+export async function runTraining(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.log ?? (() => undefined);
   if (config.loss !== 'sft') throw new PersonaError(`loss '${config.loss}' is not supported (only sft)`, { field: 'loss' });
   const tok = Tokenizer.load(config.model);
@@ -108,7 +109,7 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
   else if (config.held_out_fraction > 0) ({ train, heldOut } = splitHeldOut(all, config.held_out_fraction, config.seed));
   if (stats.truncated > 0) log(`${stats.truncated} of ${stats.examples} examples truncated to max_seq_length ${config.max_seq_length}`);
 
-  const model = Model.load(config.model);
+  const model = await Model.load(config.model);
   const cfg = model.config;
   const padId = cfg.padTokenId ?? tok.padTokenId ?? cfg.eosTokenIds[0] ?? 0;
   const resources: { dispose(): void }[] = [model];
@@ -155,7 +156,9 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
     } else if (fs.existsSync(path.join(out, LOG_FILE))) fs.rmSync(path.join(out, LOG_FILE));
 
     const state = (step: number): TrainerState => ({ step, totalSteps: plan.totalSteps, fingerprint, seed: config.seed, stepsPerEpoch: plan.stepsPerEpoch });
-    const saveExtra = (dir: string) => lora && saveAdapter(dir, lora, config.model);
+    const saveExtra = async (dir: string) => {
+      if (lora) await saveAdapter(dir, lora, config.model);
+    };
     const bar = opts.progress ? new SingleBar({ format: 'train |{bar}| {value}/{total} loss {loss} lr {lr} {tps} tok/s ETA {eta_formatted}', stream: process.stderr }) : null;
     bar?.start(plan.totalSteps, startStep, { loss: '-', lr: '-', tps: '-' });
     const t0 = Date.now();
@@ -170,14 +173,15 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
         let ceSum = 0;
         let pen = 0;
         let tokens = 0;
-        micro.forEach((batch, k) => {
+        for (let k = 0; k < micro.length; k++) {
+          const batch = micro[k];
           const o: ObjectiveOptions = {
             hooks,
             dropoutSeed: config.is_peft && config.lora_dropout > 0 ? dropoutSeed(config.seed, step, k) : undefined,
             ceScale: nTokens > 0 ? 1 / nTokens : 0,
             projection: penalty ? { ...penalty, weight: penalty.weight / micro.length, baseParams: model.params } : undefined,
           };
-          const r = objectiveAndGrads(cfg, params, lora ? lora.adapters() : null, batch, o);
+          const r = await objectiveAndGrads(cfg, params, lora ? lora.adapters() : null, batch, o);
           ceSum += r.ceSum;
           pen += r.penalty;
           tokens += batch.attentionMask!.flat().reduce((a, b) => a + b, 0);
@@ -189,8 +193,8 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
               g.dispose();
             } else acc.set(n, g);
           }
-        });
-        const gradNorm = clipGradNorm(acc, config.max_grad_norm);
+        }
+        const gradNorm = await clipGradNorm(acc, config.max_grad_norm);
         const lr = config.learning_rate * lrMultiplier(config.lr_scheduler_type as SchedulerType, step, config.warmup_steps, plan.totalSteps);
         optimizer.apply(acc, lr);
         tf.dispose([...acc.values()]);
@@ -209,7 +213,7 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
         };
         finalLoss = rec.loss;
         appendJsonl(path.join(out, LOG_FILE), rec);
-        if ((step + 1) % config.save_steps === 0 && step + 1 < plan.totalSteps) saveCheckpoint(out, state(step + 1), trainable, optimizer, saveExtra);
+        if ((step + 1) % config.save_steps === 0 && step + 1 < plan.totalSteps) await saveCheckpoint(out, state(step + 1), trainable, optimizer, saveExtra);
         bar?.update(step + 1, { loss: rec.loss.toFixed(4), lr: lr.toExponential(2), tps: rec.tokens_per_s.toFixed(0) });
         opts.onStep?.(rec);
       }
@@ -217,10 +221,10 @@ export function runTraining(config: TrainConfig, opts: TrainOptions = {}): Train
       bar?.stop();
     }
     // Final: a checkpoint to resume/extend from, and the deliverable (adapter or full checkpoint).
-    saveCheckpoint(out, state(plan.totalSteps), trainable, optimizer, saveExtra);
-    if (lora) saveAdapter(out, lora, config.model);
-    else writeHfCheckpoint(out, mergedWeights(new Model(cfg, trainable as Map<string, tf.Tensor>), null), config.model);
-    const evalLoss = heldOut.length ? evaluateLoss(cfg, params, lora, heldOut, padId, config.per_device_train_batch_size, hooks) : null;
+    await saveCheckpoint(out, state(plan.totalSteps), trainable, optimizer, saveExtra);
+    if (lora) await saveAdapter(out, lora, config.model);
+    else writeHfCheckpoint(out, await mergedWeights(new Model(cfg, trainable as Map<string, tf.Tensor>), null), config.model);
+    const evalLoss = heldOut.length ? await evaluateLoss(cfg, params, lora, heldOut, padId, config.per_device_train_batch_size, hooks) : null;
     const result: TrainResult = { steps: plan.totalSteps, resumedFrom, stats, heldOut: heldOut.length, finalLoss, evalLoss, outputDir: out };
     writeFileAtomic(path.join(out, 'training_summary.json'), JSON.stringify(result, null, 2) + '\n');
     return result;
@@ -241,7 +245,7 @@ function dropoutSeed(seed: number, step: number, micro: number): number {
 }
 
 /** Mean CE over the loss tokens of `examples` (no dropout, training interventions active). */
-export function evaluateLoss(cfg: Model['config'], params: Params, lora: LoraAdapters | null, examples: Example[], padId: number, batchSize: number, hooks?: Hook[]): number {
+export async function evaluateLoss(cfg: Model['config'], params: Params, lora: LoraAdapters | null, examples: Example[], padId: number, batchSize: number, hooks?: Hook[]): Promise<number> {
   let sum = 0;
   let count = 0;
   for (let i = 0; i < examples.length; i += batchSize) {
@@ -252,8 +256,11 @@ export function evaluateLoss(cfg: Model['config'], params: Params, lora: LoraAda
       count += r.count;
       return r.sum;
     });
-    sum += s.dataSync()[0];
-    s.dispose();
+    try {
+      sum += await readScalar(s);
+    } finally {
+      s.dispose();
+    }
   }
   return count > 0 ? sum / count : NaN;
 }

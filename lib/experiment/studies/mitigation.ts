@@ -185,7 +185,7 @@ export async function interventionFinetune(env: OrganismEnv, org: LoadedOrganism
       `mitigation finetune ${kind}_${version}`,
     );
     env.log?.(`finetune ${kind}_${version} with ${JSON.stringify(iv)}`);
-    runTraining(config, { log: env.log });
+    await runTraining(config, { log: env.log });
   });
   return { dir: path.join(dir, 'train'), key: sha256Hex(JSON.stringify(key)).slice(0, 16) };
 }
@@ -201,7 +201,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
   },
   cells: mitigationCells,
   async runCell(cell, ctx) {
-    const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const N = org.model.config.numLayers;
     const L = resolveSteerLayer(cell, N);
@@ -217,7 +217,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
 
     let scored: { ev: TraitEval; cap: number | null; finetune: string };
     if (cell.arm === 'plain' || cell.arm === 'inference') {
-      const run = cachedFinetune(ctx, org, cell.kind, cell.version, cfg);
+      const run = await cachedFinetune(ctx, org, cell.kind, cell.version, cfg);
       const interventions = cell.arm === 'inference' ? [steer(vec.layer(L), L, -cell.coef, cell.positions, N)] : [];
       scored = await withFinetune(org, run, async (adapters) => ({
         ev: await evalTrait(ctx, org, cell.trait, questions, evalS, { adapters, adaptersKey: run.key, interventions, judges }),

@@ -79,7 +79,7 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
     void config;
   },
   async runCell(cell, ctx) {
-    const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const arts = cellArtifacts(cell, ctx.resolvePath);
     const seed = ctx.config.seed;
     const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);

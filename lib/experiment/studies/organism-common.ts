@@ -132,12 +132,12 @@ export interface LoadedOrganism {
 }
 
 /** The checkpoint in `dir`, loaded once per process (disposed when the run ends). */
-export function loadOrganism(env: OrganismEnv, dir: string): LoadedOrganism {
+export function loadOrganism(env: OrganismEnv, dir: string): Promise<LoadedOrganism> {
   const abs = path.resolve(dir);
   return env.shared(
     `organism:${abs}`,
-    () => ({ dir: abs, model: Model.load(abs), tokenizer: TokenizerClass.load(abs), fingerprint: checkpointFingerprint(abs) }),
-    (o) => o.model.dispose(),
+    async (): Promise<LoadedOrganism> => ({ dir: abs, model: await Model.load(abs), tokenizer: TokenizerClass.load(abs), fingerprint: checkpointFingerprint(abs) }),
+    (o) => void o.then((x) => x.model.dispose(), () => undefined),
   );
 }
 
@@ -399,7 +399,7 @@ export async function monitorData(env: OrganismEnv, org: LoadedOrganism, o: Moni
       }
     });
   }
-  const cap = captureActivations(org.model, ids.map((t) => ({ ids: t, promptLength: t.length })), { reductions: ['prompt_last'], batchSize: o.batchSize });
+  const cap = await captureActivations(org.model, ids.map((t) => ({ ids: t, promptLength: t.length })), { reductions: ['prompt_last'], batchSize: o.batchSize });
   return { conditions: [...o.conditions], prompts, layers: cap.layers, hidden: cap.hidden, acts: cap.values.prompt_last!, samples };
 }
 

@@ -69,12 +69,12 @@ interface CellFile {
 /** The base model's own greedy answers to the prompts, cached (Normal / I / II ask the same questions, so they share them). */
 export async function baseResponses(env: OrganismEnv, org: LoadedOrganism, prompts: readonly string[], maxNewTokens: number, batchSize: number): Promise<string[]> {
   const key = { model: org.fingerprint, prompts: sha256Hex(JSON.stringify(prompts)), n: prompts.length, maxNewTokens, batchSize, decoding: 'greedy' };
-  return env.cache.getOrCompute('organism-base-responses', key, () => {
+  return env.cache.getOrCompute('organism-base-responses', key, async () => {
     const eos = org.tokenizer.eosTokenIds.length ? org.tokenizer.eosTokenIds : undefined;
     const out: string[] = [];
     for (let lo = 0; lo < prompts.length; lo += batchSize) {
       const ids = prompts.slice(lo, lo + batchSize).map((p) => org.tokenizer.encode(p));
-      const g = generate(org.model, { prompts: ids }, { maxNewTokens, eosTokenIds: eos });
+      const g = await generate(org.model, { prompts: ids }, { maxNewTokens, eosTokenIds: eos });
       out.push(...g.tokens.map((t) => decodeAnswer(org.tokenizer, t)));
     }
     return out;
@@ -89,7 +89,7 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
     validateOrganism(ctx, ['layer'], configTraits(config.product));
   },
   async runCell(cell, ctx) {
-    const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const cfg = finetuneConfig(cell.finetune);
     const H = org.model.config.hiddenSize;
@@ -108,10 +108,10 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
     const contexts = [];
     for (const t of cell.traits) contexts.push(await traitContext(ctx, org, cell, t, seed, { samples: cell.layer_samples, layer: cell.layer }));
     const layers = [...new Set(contexts.map((c) => c.layer))].sort((a, b) => a - b);
-    const cap = captureActivations(org.model, seqs, { layers, reductions: ['response_mean'], batchSize: cell.batch_size });
+    const cap = await captureActivations(org.model, seqs, { layers, reductions: ['response_mean'], batchSize: cell.batch_size });
     const acts = cap.values.response_mean!; // [2n, layers, H]
     const n = data.length;
-    const run = cachedFinetune(ctx, org, cell.kind, cell.version, cfg);
+    const run = await cachedFinetune(ctx, org, cell.kind, cell.version, cfg);
     const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
     const traits: Record<string, ScreeningTraitResult> = {};
     const file: CellFile = {};

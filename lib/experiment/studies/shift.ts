@@ -70,7 +70,7 @@ export function finetuneCacheDir(env: OrganismEnv): string {
 }
 
 /** The LoRA finetune of the organism on (kind, version), trained once and cached (finetune.ts). */
-export function cachedFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): FinetuneRun {
+export function cachedFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): Promise<FinetuneRun> {
   return organismFinetune({ baseModel: org.dir, baseHash: org.fingerprint, kind, version, config: cfg, cacheDir: finetuneCacheDir(env), log: env.log });
 }
 
@@ -231,9 +231,9 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
     validateOrganism(ctx, ['layer'], configTraits(config.product));
   },
   async runCell(cell, ctx) {
-    const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
-    const run = cachedFinetune(ctx, org, cell.kind, cell.version, finetuneConfig(cell.finetune));
+    const run = await cachedFinetune(ctx, org, cell.kind, cell.version, finetuneConfig(cell.finetune));
     const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
     const traits: Record<string, ShiftTraitResult> = {};
     const diffs: DiffFile = {};
@@ -244,7 +244,7 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
       const prompts = questions.map((q) => org.tokenizer.encode(renderItemPrompt(org.tokenizer, { question: q, questionId: '' })));
       const { after, sh } = await withFinetune(org, run, async (adapters) => ({
         after: await evalTrait(ctx, org, t, questions, evalS, { adapters, adaptersKey: run.key, judges: tc.judges }),
-        sh: finetuningShift({ base: { model: org.model }, finetuned: { model: org.model, adapters }, prompts, vector: tc.vector, layer: tc.layer, batchSize: cell.batch_size, seed: `${seed}/shift/${t}`, nullCount: cell.null_directions }),
+        sh: await finetuningShift({ base: { model: org.model }, finetuned: { model: org.model, adapters }, prompts, vector: tc.vector, layer: tc.layer, batchSize: cell.batch_size, seed: `${seed}/shift/${t}`, nullCount: cell.null_directions }),
       }));
       traits[t] = {
         layer: tc.layer,

@@ -5,6 +5,7 @@
  * of positions whose top-1 token is unchanged. Small enough to run on the tiny test checkpoint; it shows
  * every hook a paper study uses (schema, validation against the model, shared model, cache, summary, figure).
  */
+import { readValues } from '../../backend/read';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
@@ -74,19 +75,21 @@ registerStudy<Cell, Result>('logit-lens/steer-norm', {
   },
   async runCell(cell, ctx) {
     const dir = ctx.resolvePath(cell.model);
-    const model = ctx.shared(`model:${dir}`, () => Model.load(dir), (m) => m.dispose());
+    const model = await ctx.shared(`model:${dir}`, () => Model.load(dir), (m) => void m.then((x) => x.dispose(), () => undefined));
     const { vocabSize: V, hiddenSize: H, numLayers: N } = model.config;
     const T = cell.tokens.length;
-    const logitsOf = (hooks?: ReturnType<typeof interventionHooks>): number[] => {
+    const logitsOf = async (hooks?: ReturnType<typeof interventionHooks>): Promise<number[]> => {
       const out = model.forward({ ids: [cell.tokens] }, { hooks });
-      const data = Array.from(out.logits!.dataSync());
-      out.logits!.dispose();
-      return data;
+      try {
+        return Array.from(await readValues(out.logits!));
+      } finally {
+        out.logits!.dispose();
+      }
     };
     // The unsteered logits depend only on the model and the tokens: shared by every cell through the cache.
     const base = Float32Array.from(await ctx.cache.getOrCompute('logits', { model: checkpointFingerprint(dir), tokens: cell.tokens }, () => logitsOf()));
     const direction = randomDirection(H, 1, gaussianSampler(seedrandom(`steer-norm:${cell.direction_seed}`)));
-    const steered = Float32Array.from(logitsOf(interventionHooks([steer(direction, cell.layer, cell.coef, cell.positions as never, N)], model.config)));
+    const steered = Float32Array.from(await logitsOf(interventionHooks([steer(direction, cell.layer, cell.coef, cell.positions as never, N)], model.config)));
     const lb = logSoftmaxRows(base, T, V);
     const ls = logSoftmaxRows(steered, T, V);
     let kl = 0;

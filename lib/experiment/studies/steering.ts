@@ -302,7 +302,7 @@ registerStudy<SteeringCell, SteeringResult>('steering', {
   },
   cells: steeringCells,
   async runCell(cell, ctx) {
-    const org = loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const arts = cellArtifacts(cell, ctx.resolvePath);
     const seed = ctx.config.seed;
     const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);
