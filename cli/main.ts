@@ -13,7 +13,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     let parser = yargs(argv)
       .scriptName('persona')
-      .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], describe: 'TF.js backend (also env PERSONA_BACKEND); auto: tfjs-node-gpu, tfjs-node, wasm, cpu' })
+      .option('backend', { type: 'string', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], describe: 'TF.js backend (also env PERSONA_BACKEND); auto: tfjs-node-gpu, tfjs-node, webgpu on a hardware GPU, wasm, cpu (software GPU adapters only when webgpu is named)' })
       .option('verbose', { type: 'boolean', default: false, describe: 'Print stack traces with errors' })
       .strict()
       .demandCommand(1, 'Name a command; see --help.')

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const argv = yargs(hideBin(process.argv))
     .option('config', { type: 'string', default: 'configs/organism/quickstart.yaml', describe: 'Sections of experiment configs, run in order' })
     .option('out', { type: 'string', default: 'runs/quickstart', describe: 'Where the merged summary and the generated configs go' })
-    .option('backend', { type: 'string', default: 'wasm', describe: 'tfjs backend: wasm | cpu | tensorflow | auto' })
+    .option('backend', { type: 'string', default: 'wasm', describe: 'tfjs backend: wasm | webgpu | cpu | tensorflow | auto' })
     .option('progress', { type: 'boolean', default: true })
     .strict()
     .parseSync();
