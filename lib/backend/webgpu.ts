@@ -48,11 +48,13 @@ function findGpu(): { gpu: GpuLike; via: string } | { reason: string } {
   const nav = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, via: 'navigator.gpu' };
   if (typeof process === 'undefined' || !process.versions?.node) return { reason: 'this browser has no navigator.gpu (WebGPU is off or unsupported)' };
+  // PERSONA_WEBGPU_PACKAGE names another build of the same package (e.g. a Dawn built locally).
+  const pkg = process.env.PERSONA_WEBGPU_PACKAGE || 'webgpu';
   let dir: string;
   try {
-    dir = path.dirname(require.resolve('webgpu/package.json'));
+    dir = path.dirname(require.resolve(`${pkg}/package.json`));
   } catch {
-    return { reason: "the optional package 'webgpu' (Dawn for Node) is not installed: run `npm install webgpu`" };
+    return { reason: `the optional package '${pkg}' (Dawn for Node) is not installed: run \`npm install ${pkg}\`` };
   }
   // The package's entry is an ES module; its native addon is plain CommonJS, so we load that directly (no dynamic
   // import, which neither TypeScript's CommonJS output nor jest can pass through).
@@ -64,9 +66,9 @@ function findGpu(): { gpu: GpuLike; via: string } | { reason: string } {
     // tfjs-backend-webgpu uses the WebGPU enums (GPUBufferUsage, GPUMapMode, …) as globals, as in a browser.
     for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
     const flags = (process.env.PERSONA_DAWN_FLAGS ?? '').split(',').filter(Boolean);
-    return { gpu: dawn.create(flags), via: `Dawn (webgpu ${readVersion(dir)})` };
+    return { gpu: dawn.create(flags), via: `Dawn (${pkg} ${readVersion(dir)})` };
   } catch (e) {
-    return { reason: `the 'webgpu' package has no working Dawn build for ${process.platform}-${process.arch} (${(e as Error).message.split('\n')[0]})` };
+    return { reason: `the '${pkg}' package has no working Dawn build for ${process.platform}-${process.arch} (${(e as Error).message.split('\n')[0]})` };
   }
 }
 
