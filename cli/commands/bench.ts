@@ -1,17 +1,15 @@
 import type { Argv, CommandModule } from 'yargs';
 import { benchForward, benchGenerate } from '../../lib/model/bench';
-import { loadModel, prepareBackend, writeJson } from '../common';
-import { benchTrainHandler } from './bench-train';
+import { writeJson } from '../common';
+import { BenchModelArgs, benchModelOptions, benchTrainHandler, openBenchModel } from './bench-train';
 
-interface Args { what: string; model: string; batch: number; 'prompt-len': number; 'new-tokens': number; repeats: number; 'seq-len': number; steps: number; r: number; json?: string; backend?: string }
+interface Args extends BenchModelArgs { what: string; batch: number; 'prompt-len': number; 'new-tokens': number; repeats: number; 'seq-len': number; steps: number; r: number; json?: string }
 
 export const benchCommand: CommandModule<object, Args> = {
   command: 'bench <what>',
-  describe: 'Measure speed: forward (prefill tokens/s), generate (+ decode ms/step), train (ms per optimizer step, tokens/s); with peak RSS',
+  describe: 'Measure speed on a checkpoint (--model) or random weights of a known shape (--shape): forward (prefill tokens/s), generate (+ decode ms/step), train (ms per optimizer step, tokens/s); with peak RSS and the GPU adapter',
   builder: (y: Argv) =>
-    y
-      .positional('what', { type: 'string', choices: ['forward', 'generate', 'train'] })
-      .option('model', { type: 'string', demandOption: true })
+    benchModelOptions(y.positional('what', { type: 'string', choices: ['forward', 'generate', 'train'] }))
       .option('batch', { type: 'number', default: 1 })
       .option('prompt-len', { type: 'number', default: 64 })
       .option('new-tokens', { type: 'number', default: 32 })
@@ -22,11 +20,10 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('json', { type: 'string', describe: 'Write the measurements here' }) as never,
   handler: async (argv) => {
     if (argv.what === 'train') return benchTrainHandler(argv);
-    await prepareBackend(argv);
-    const model = loadModel(argv.model);
+    const { model, shape } = await openBenchModel(argv);
     try {
-      const o = { batch: argv.batch, promptLen: argv['prompt-len'], newTokens: argv['new-tokens'], repeats: argv.repeats };
-      const r = argv.what === 'forward' ? benchForward(model, o) : benchGenerate(model, o);
+      const o = { batch: argv.batch, promptLen: argv['prompt-len'], newTokens: argv['new-tokens'], repeats: argv.repeats, shape };
+      const r = argv.what === 'forward' ? await benchForward(model, o) : await benchGenerate(model, o);
       if (argv.json) writeJson(argv.json, r);
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     } finally {

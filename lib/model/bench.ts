@@ -1,12 +1,15 @@
 /**
- * Engine speed on one checkpoint, comparable side by side with other stacks: prefill tokens/s and decode
- * ms per step (and tokens/s) after a warm-up, with the peak resident memory of the process.
+ * Engine speed on one model, comparable side by side with other stacks: prefill tokens/s and decode ms per step
+ * (and tokens/s) after a warm-up, with the peak resident memory of the process and the GPU adapter it ran on. The
+ * model is a checkpoint or random weights of a known shape (lib/model/random.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import type { Model } from './checkpoint';
 import { generate } from './generate';
 import { PersonaError } from '../errors';
+import { readValues } from '../backend/read';
+import { webgpuAdapter, type GpuAdapterSummary } from '../backend/webgpu';
 
 export interface BenchOptions {
   batch: number;
@@ -14,11 +17,16 @@ export interface BenchOptions {
   newTokens: number;
   repeats: number;
   seed?: string;
+  /** Name of the shape a random model was built from (reported; null for a checkpoint). */
+  shape?: string | null;
 }
 
 export interface BenchResult {
   backend: string;
+  /** The webgpu adapter the backend runs on; null on other backends. */
+  adapter: GpuAdapterSummary | null;
   model: string | null;
+  shape: string | null;
   batch: number;
   prompt_len: number;
   new_tokens: number;
@@ -42,41 +50,52 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function timePrefill(model: Model, ids: number[][]): number {
+async function timePrefill(model: Model, ids: number[][]): Promise<number> {
   const t0 = performance.now();
   const out = model.forward({ ids }, { logits: 'last' });
-  out.logits!.dataSync(); // wait for the backend
-  out.logits!.dispose();
+  try {
+    await readValues(out.logits!); // the backend has finished once the values are here
+  } finally {
+    out.logits!.dispose();
+  }
   return performance.now() - t0;
 }
 
-export function benchForward(model: Model, o: BenchOptions): BenchResult {
+async function repeat(n: number, f: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await f());
+  return out;
+}
+
+export async function benchForward(model: Model, o: BenchOptions): Promise<BenchResult> {
   const ids = randomPrompts(model, o);
-  timePrefill(model, ids); // warm-up
-  const times = Array.from({ length: o.repeats }, () => timePrefill(model, ids));
+  await timePrefill(model, ids); // warm-up
+  const times = await repeat(o.repeats, () => timePrefill(model, ids));
   return summary(model, o, median(times));
 }
 
-export function benchGenerate(model: Model, o: BenchOptions): BenchResult {
+export async function benchGenerate(model: Model, o: BenchOptions): Promise<BenchResult> {
   if (o.newTokens < 2) throw new PersonaError('bench generate needs at least 2 new tokens (one prefill, then decode steps)', { field: 'new-tokens' });
   const ids = randomPrompts(model, o);
   /** Decode time per step measured inside generation: from the first token (end of prefill) to the last. */
-  const run = () => {
+  const run = async () => {
     const stamps: number[] = [];
-    generate(model, { prompts: ids }, { greedy: true, maxNewTokens: o.newTokens, eosTokenIds: [], onStep: () => stamps.push(performance.now()) });
+    await generate(model, { prompts: ids }, { greedy: true, maxNewTokens: o.newTokens, eosTokenIds: [], onStep: () => stamps.push(performance.now()) });
     return (stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1);
   };
-  timePrefill(model, ids);
-  run(); // warm-up
-  const prefill = median(Array.from({ length: o.repeats }, () => timePrefill(model, ids)));
-  const msPerStep = median(Array.from({ length: o.repeats }, run));
+  await timePrefill(model, ids);
+  await run(); // warm-up
+  const prefill = median(await repeat(o.repeats, () => timePrefill(model, ids)));
+  const msPerStep = median(await repeat(o.repeats, run));
   return { ...summary(model, o, prefill), decode_ms_per_step: msPerStep, decode_tokens_per_s: (o.batch * 1000) / msPerStep };
 }
 
 function summary(model: Model, o: BenchOptions, prefillMs: number): BenchResult {
   return {
     backend: tf.getBackend(),
+    adapter: tf.getBackend() === 'webgpu' ? webgpuAdapter() : null,
     model: model.dir,
+    shape: o.shape ?? null,
     batch: o.batch,
     prompt_len: o.promptLen,
     new_tokens: o.newTokens,

@@ -293,10 +293,16 @@ function attentionBias(fullMask: number[][], past: number, T: number, window: nu
     for (let t = 0; t < T; t++) {
       const qi = past + t;
       const o = (b * T + t) * S;
+      let any = false;
       for (let j = 0; j < S; j++) {
         const allowed = j <= qi && fullMask[b][j] === 1 && (window === null || qi - j < window);
         if (!allowed) bias[o + j] = NEG;
+        else any = true;
       }
+      // A padding query sees no key. Its output is never used, but it must stay finite (its keys and values are
+      // masked for later queries, and NaN · 0 is NaN): the webgpu softmax of a row that is all finfo.min is NaN. It
+      // attends to every key instead, as transformers' _unmask_unattended does.
+      if (!any) bias.fill(0, o, o + S);
     }
   return tf.tensor4d(bias, [B, 1, T, S]);
 }
