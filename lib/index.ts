@@ -3,10 +3,13 @@
  * Every CLI command is a thin layer over one of these functions.
  */
 export { PersonaError } from './errors';
-export { useBackend, checkFitsInMemory } from './backend';
+export { useBackend, checkFitsInMemory, webgpuAdapter } from './backend';
+export type { BackendRequest, GpuAdapterSummary } from './backend';
+export { readValues } from './backend/read';
 
 // Engine
 export { Model, parameterSpecs } from './model/checkpoint';
+export { randomModel, shapeConfig } from './model/random';
 export { readModelConfig, FAMILIES } from './model/config';
 export type { ModelConfig } from './model/config';
 export { forward, WEIGHT_NAMES } from './model/transformer';
