@@ -77,7 +77,7 @@ let evalDir: string;
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'persona-pipeline-cli-'));
   await useBackend('wasm', () => undefined); // the same backend the CLI runs on, for the direct library calls
-  model = Model.load(ORGANISM);
+  model = await Model.load(ORGANISM);
   tok = Tokenizer.load(ORGANISM);
 });
 afterAll(() => {
@@ -111,7 +111,7 @@ describe('persona extract', () => {
     expect(summary.total).toBe(15);
     expect(summary.kept).toBeGreaterThan(0);
     // Same inputs through the library: the vectors must be those the CLI saved.
-    const ref = vectorsFromRollouts({ model, tokenizer: tok, pos: readRolloutsCsv(pos, TRAIT).rows, neg: readRolloutsCsv(neg, TRAIT).rows, trait: TRAIT });
+    const ref = await vectorsFromRollouts({ model, tokenizer: tok, pos: readRolloutsCsv(pos, TRAIT).rows, neg: readRolloutsCsv(neg, TRAIT).rows, trait: TRAIT });
     expect(ref.kept).toBe(summary.kept);
     for (const [m, v] of Object.entries(ref.vectors)) {
       const saved = PersonaVector.load(path.join(out, `${TRAIT}_${m}.safetensors`));
@@ -219,7 +219,7 @@ describe('persona monitor', () => {
     // Recompute the strongest condition's projection: its rendered prompt (from the CSV), last token, unit vector.
     const posRow = csvRecords(path.join(out, `${TRAIT}_monitor_g4_pos.csv`))[0];
     expect(posRow.prompt).toContain(a.instruction[0].pos);
-    const act = lastPromptActivations(model, [tok.encode(posRow.prompt)], L);
+    const act = await lastPromptActivations(model, [tok.encode(posRow.prompt)], L);
     const unit = PersonaVector.load(vectorFile).unit(L);
     const p = summary.prompts.find((x: { condition: string }) => x.condition === 'g4_pos');
     expect(p.projection).toBeCloseTo(project(act, 1, 128, unit)[0], 4);
@@ -267,7 +267,7 @@ describe('persona shift', () => {
     }]));
     const lora = LoraAdapters.fromPeft(spec, mats);
     adapterDir = path.join(tmp, 'adapter');
-    saveAdapter(adapterDir, lora, ORGANISM);
+    await saveAdapter(adapterDir, lora, ORGANISM);
     lora.dispose();
     mergedDir = path.join(tmp, 'merged');
     ok(await run(['merge', '--model', ORGANISM, '--adapter', adapterDir, '--out', mergedDir]));
@@ -286,7 +286,7 @@ describe('persona shift', () => {
     const lora = loadAdapter(adapterDir, model);
     try {
       const prompts = a.questions.map((q) => tok.encode(renderItemPrompt(tok, { question: q, questionId: '' })));
-      const ref = finetuningShift({ base: { model }, finetuned: { model, adapters: lora.adapters() }, prompts, vector: PersonaVector.load(vectorFile), layer: L });
+      const ref = await finetuningShift({ base: { model }, finetuned: { model, adapters: lora.adapters() }, prompts, vector: PersonaVector.load(vectorFile), layer: L });
       expect(jA.projection).toBeCloseTo(ref.projection, 5);
       expect(jA.null.p975).toBeCloseTo(ref.null.p975, 5);
     } finally {
@@ -350,7 +350,7 @@ describe('persona screen', () => {
     const first = ranked[0];
     const s = samples[Number(first.index)];
     const prompt = tok.applyChatTemplate(s.messages.slice(0, 1), { addGenerationPrompt: true });
-    const cap = captureActivations(model, [sequenceOf(tok, prompt, s.messages[1].content)], { layers: [L], reductions: ['response_mean'] });
+    const cap = await captureActivations(model, [sequenceOf(tok, prompt, s.messages[1].content)], { layers: [L], reductions: ['response_mean'] });
     expect(Number(first.dataset_projection)).toBeCloseTo(project(cap.values.response_mean!, 1, 128, PersonaVector.load(vectorFile).unit(L))[0], 4);
   });
 });

@@ -83,7 +83,7 @@ test('cell results match an independent computation; no tensors leak; base logit
 
   // Independent of the hook mechanism: steering at layer 0 (the embedding output, every position) equals
   // adding 3·v to the embedding rows of the tokens; run that edited model with no hooks.
-  const model = Model.load(TINY);
+  const model = await Model.load(TINY);
   const v = randomDirection(model.config.hiddenSize, 1, gaussianSampler(seedrandom('steer-norm:0')));
   const embed = model.params.get(WEIGHT_NAMES.embed)!;
   const edited = tf.tidy(() => {

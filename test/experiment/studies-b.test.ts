@@ -93,20 +93,20 @@ test('paper config: shift, mitigation and screening on a tiny organism, one repo
   const L = cell.result.traits.evil.layer;
   expect(L).toBeGreaterThanOrEqual(1);
   const modelDir = path.join(root, 'organism');
-  const model = Model.load(modelDir);
+  const model = await Model.load(modelDir);
   const tok = Tokenizer.load(modelDir);
   try {
     const qs = readTraitArtifacts(path.join(modelDir, 'artifacts'), 'evil').eval.questions;
     const seqs = qs.map((q) => tok.encode(renderItemPrompt(tok, { question: q, questionId: '' }))).map((ids) => ({ ids, promptLength: ids.length }));
     const lora = loadFinetune({ dir: path.join(cache, 'organism-finetunes', `evil_II_${cell.result.finetune_key}`) }, model);
     const H = model.config.hiddenSize;
-    const meanAt = (adapters?: ReturnType<typeof lora.adapters>) => {
-      const a = captureActivations(model, seqs, { layers: [L], reductions: ['prompt_last'], adapters }).values.prompt_last!;
+    const meanAt = async (adapters?: ReturnType<typeof lora.adapters>) => {
+      const a = (await captureActivations(model, seqs, { layers: [L], reductions: ['prompt_last'], adapters })).values.prompt_last!;
       return Array.from({ length: H }, (_, h) => qs.reduce((s, _q, i) => s + a[i * H + h], 0) / qs.length);
     };
-    const ft = meanAt(lora.adapters());
+    const ft = await meanAt(lora.adapters());
     lora.dispose();
-    const base = meanAt();
+    const base = await meanAt();
     const diff = ft.map((x, h) => x - base[h]);
     diff.forEach((d, h) => expect(diffs.evil.diff[h]).toBeCloseTo(d, 5));
     const dir: number[] = diffs.evil.direction;

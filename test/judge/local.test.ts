@@ -25,7 +25,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(buildWordLevelTokenizer(corpus, { specialTokens: SPECIALS, unkToken: '<unk>', maxVocab: 256 })));
   fs.writeFileSync(path.join(tmp, 'tokenizer_config.json'), JSON.stringify({ chat_template: TEMPLATE, eos_token: '</s>', pad_token: '<pad>' }));
   tok = Tokenizer.load(tmp);
-  model = Model.load(FIXTURE);
+  model = await Model.load(FIXTURE);
 });
 afterAll(() => {
   model?.dispose();
@@ -41,7 +41,7 @@ test('top-20 logprobs equal the log-softmax of a direct forward, decoded to toke
   const ids = tok.encode(tok.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true }));
   expect(ids[ids.length - 1]).toBe(tok.tokenToId('<|assistant|>'));
   const out = model.forward({ ids: [ids] });
-  const all = out.logits!.dataSync() as Float32Array;
+  const all = (await out.logits!.data()) as Float32Array;
   out.logits!.dispose();
   const V = model.config.vocabSize;
   const last = Array.from(all.subarray((ids.length - 1) * V, ids.length * V));

@@ -27,9 +27,9 @@ const logitsOf = (m: Model, ids: number[][], attentionMask?: number[][]) => {
 
 describe.each(Object.keys(BASE_CONFIGS))('%s', (name) => {
   let model: Model;
-  beforeAll(() => {
+  beforeAll(async () => {
     writeSyntheticCheckpoint(path.join(tmp, name), BASE_CONFIGS[name]);
-    model = Model.load(path.join(tmp, name));
+    model = await Model.load(path.join(tmp, name));
   });
   afterAll(() => model.dispose());
 
@@ -41,9 +41,9 @@ describe.each(Object.keys(BASE_CONFIGS))('%s', (name) => {
     expect(maxAbsDiff(batch[1], logitsOf(model, [b])[0])).toBeLessThan(1e-4);
   });
 
-  test('greedy decoding with the KV cache equals argmax of full forward passes', () => {
+  test('greedy decoding with the KV cache equals argmax of full forward passes', async () => {
     const prompt = [1, 8, 9, 10];
-    const res = generate(model, { prompts: [prompt] }, { greedy: true, maxNewTokens: 6, eosTokenIds: [] });
+    const res = await generate(model, { prompts: [prompt] }, { greedy: true, maxNewTokens: 6, eosTokenIds: [] });
     let seq = [...prompt];
     for (let i = 0; i < 6; i++) {
       const l = logitsOf(model, [seq])[0];
@@ -70,12 +70,12 @@ test('Llama-3.1 rope scaling: high frequencies kept, low ones divided by factor,
   for (let i = 3; i < plain.length; i++) expect(plain[i] / scaled[i]).toBeCloseTo(8, 4);
 });
 
-test('BF16 and F16 weight files load as their float32 values', () => {
+test('BF16 and F16 weight files load as their float32 values', async () => {
   for (const dtype of ['BF16', 'F16'] as const) {
     const dir = path.join(tmp, `q3-${dtype}`);
     writeSyntheticCheckpoint(dir, BASE_CONFIGS.qwen3, { dtype });
-    const m16 = Model.load(dir);
-    const m32 = Model.load(path.join(tmp, 'qwen3'));
+    const m16 = await Model.load(dir);
+    const m32 = await Model.load(path.join(tmp, 'qwen3'));
     const d = maxAbsDiff(logitsOf(m16, [[1, 4, 5, 6]]), logitsOf(m32, [[1, 4, 5, 6]]));
     expect(d).toBeGreaterThan(0); // they are rounded...
     expect(d).toBeLessThan(dtype === 'BF16' ? 0.05 : 0.005); // ...to half precision only
@@ -84,8 +84,8 @@ test('BF16 and F16 weight files load as their float32 values', () => {
   }
 });
 
-test('Qwen3 q/k norm weights take part in the computation', () => {
-  const m = Model.load(path.join(tmp, 'qwen3'));
+test('Qwen3 q/k norm weights take part in the computation', async () => {
+  const m = await Model.load(path.join(tmp, 'qwen3'));
   const before = logitsOf(m, [[1, 4, 5, 6]]);
   const name = 'model.layers.0.self_attn.q_norm.weight';
   const old = m.params.get(name)!;

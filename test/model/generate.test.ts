@@ -9,19 +9,21 @@ import { benchForward, benchGenerate } from '../../lib/model/bench';
 import { FIXTURE_ROOT } from '../support/hf-parity';
 
 let model: Model;
-beforeAll(() => (model = Model.load(path.join(FIXTURE_ROOT, 'llama-tiny'))));
+beforeAll(async () => {
+  model = await Model.load(path.join(FIXTURE_ROOT, 'llama-tiny'));
+});
 afterAll(() => model.dispose());
 const prompts = [[1, 40, 41, 42], [1, 7, 8]];
 
-test('seeded sampling is reproducible and the seed matters', () => {
-  const run = (seed: string) => generate(model, { prompts }, { temperature: 1, topP: 0.95, seed, maxNewTokens: 10, eosTokenIds: [] }).tokens;
-  expect(run('a')).toEqual(run('a'));
-  expect(run('a')).not.toEqual(run('b'));
+test('seeded sampling is reproducible and the seed matters', async () => {
+  const run = async (seed: string) => (await generate(model, { prompts }, { temperature: 1, topP: 0.95, seed, maxNewTokens: 10, eosTokenIds: [] })).tokens;
+  expect(await run('a')).toEqual(await run('a'));
+  expect(await run('a')).not.toEqual(await run('b'));
 });
 
-test('top-k 1 sampling equals greedy decoding', () => {
-  const greedy = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [] }).tokens;
-  expect(generate(model, { prompts }, { temperature: 0.7, topK: 1, seed: 'x', maxNewTokens: 8, eosTokenIds: [] }).tokens).toEqual(greedy);
+test('top-k 1 sampling equals greedy decoding', async () => {
+  const greedy = (await generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [] })).tokens;
+  expect((await generate(model, { prompts }, { temperature: 0.7, topK: 1, seed: 'x', maxNewTokens: 8, eosTokenIds: [] })).tokens).toEqual(greedy);
 });
 
 test('sampler: top-p keeps the smallest prefix reaching p, top-k the k best', () => {
@@ -48,28 +50,28 @@ test('plain temperature sampling draws each token with its softmax probability',
   c2.forEach((c, i) => expect(Math.abs(c / n - q[i] / z)).toBeLessThan(0.015));
 });
 
-test('stops at EOS per row, includes the EOS, and respects min new tokens', () => {
-  const greedy = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [] }).tokens;
+test('stops at EOS per row, includes the EOS, and respects min new tokens', async () => {
+  const greedy = (await generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [] })).tokens;
   const eos = greedy[0][2]; // make the third token of row 0 an "EOS"
-  const r = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [eos] });
+  const r = await generate(model, { prompts }, { greedy: true, maxNewTokens: 8, eosTokenIds: [eos] });
   expect(r.tokens[0]).toEqual(greedy[0].slice(0, greedy[0].indexOf(eos) + 1));
   expect(r.stoppedAtEos[0]).toBe(true);
-  const m = generate(model, { prompts }, { greedy: true, maxNewTokens: 8, minNewTokens: 5, eosTokenIds: [eos] });
+  const m = await generate(model, { prompts }, { greedy: true, maxNewTokens: 8, minNewTokens: 5, eosTokenIds: [eos] });
   expect(m.tokens[0].slice(0, 5)).not.toContain(eos);
   expect(m.tokens[0].length).toBeGreaterThanOrEqual(5);
 });
 
-test('positions "prompt" steers the prefill only: the first token changes like "all", later steps are unsteered', () => {
+test('positions "prompt" steers the prefill only: the first token changes like "all", later steps are unsteered', async () => {
   const v = new Float32Array(model.config.hiddenSize).map((_, i) => Math.sin(i));
-  const all = generate(model, { prompts }, { greedy: true, maxNewTokens: 1, interventions: [steer(v, 2, 8, 'all')] }).tokens;
-  const prm = generate(model, { prompts }, { greedy: true, maxNewTokens: 1, interventions: [steer(v, 2, 8, 'prompt')] }).tokens;
+  const all = (await generate(model, { prompts }, { greedy: true, maxNewTokens: 1, interventions: [steer(v, 2, 8, 'all')] })).tokens;
+  const prm = (await generate(model, { prompts }, { greedy: true, maxNewTokens: 1, interventions: [steer(v, 2, 8, 'prompt')] })).tokens;
   expect(prm).toEqual(all);
   // By hand: a steered prefill, then unsteered decode steps over the cache, must give the same tokens.
   const row = prompts[0];
   let out = model.forward({ ids: [row] }, { hooks: interventionHooks([steer(v, 2, 8, 'all')], model.config), useCache: true, logits: 'last' });
   const byHand: number[] = [];
   for (let i = 0; i < 4; i++) {
-    const l = Array.from(out.logits!.dataSync());
+    const l = Array.from(await out.logits!.data());
     out.logits!.dispose();
     byHand.push(l.indexOf(Math.max(...l)));
     const next = model.forward({ ids: [[byHand[i]]], cache: out.cache! }, { useCache: true, logits: 'last' });
@@ -78,7 +80,7 @@ test('positions "prompt" steers the prefill only: the first token changes like "
   }
   out.logits!.dispose();
   disposeCache(out.cache);
-  expect(generate(model, { prompts: [row] }, { greedy: true, maxNewTokens: 4, eosTokenIds: [], interventions: [steer(v, 2, 8, 'prompt')] }).tokens[0]).toEqual(byHand);
+  expect((await generate(model, { prompts: [row] }, { greedy: true, maxNewTokens: 4, eosTokenIds: [], interventions: [steer(v, 2, 8, 'prompt')] })).tokens[0]).toEqual(byHand);
 });
 
 test('several interventions at once: two steers on one layer add up; layers combine with ablation', () => {
@@ -97,22 +99,22 @@ test('several interventions at once: two steers on one layer add up; layers comb
   expect(Math.max(...both.map((x, i) => Math.abs(x - onlySteer[i])))).toBeGreaterThan(1e-3);
 });
 
-test('bench reports positive speeds and leaves no tensors behind', () => {
+test('bench reports positive speeds and leaves no tensors behind', async () => {
   const o = { batch: 2, promptLen: 8, newTokens: 4, repeats: 1 };
-  benchForward(model, o);
+  await benchForward(model, o);
   const before = tf.memory().numTensors;
-  const f = benchForward(model, o);
-  const g = benchGenerate(model, o);
+  const f = await benchForward(model, o);
+  const g = await benchGenerate(model, o);
   expect(f.prefill_tokens_per_s).toBeGreaterThan(0);
   expect(g.decode_ms_per_step).toBeGreaterThan(0);
   expect(g.peak_rss_mb).toBeGreaterThan(10);
   expect(tf.memory().numTensors).toBe(before);
 });
 
-test('bad generation settings are refused by name', () => {
-  expect(() => generate(model, { prompts }, { maxNewTokens: 0 })).toThrow(/max new tokens/);
-  expect(() => generate(model, { prompts }, { maxNewTokens: 2, temperature: 0 })).toThrow(/temperature/);
-  expect(() => generate(model, { prompts }, { maxNewTokens: 2, temperature: 1, topP: 1.5 })).toThrow(/top-p/);
-  expect(() => generate(model, { prompts: [[]] }, { maxNewTokens: 2 })).toThrow(/prompt 0 is empty/);
-  expect(() => generate(model, { ids: [[1, 2, 0]], attentionMask: [[1, 1, 0]] }, { maxNewTokens: 2 })).toThrow(/left padding/);
+test('bad generation settings are refused by name', async () => {
+  await expect(generate(model, { prompts }, { maxNewTokens: 0 })).rejects.toThrow(/max new tokens/);
+  await expect(generate(model, { prompts }, { maxNewTokens: 2, temperature: 0 })).rejects.toThrow(/temperature/);
+  await expect(generate(model, { prompts }, { maxNewTokens: 2, temperature: 1, topP: 1.5 })).rejects.toThrow(/top-p/);
+  await expect(generate(model, { prompts: [[]] }, { maxNewTokens: 2 })).rejects.toThrow(/prompt 0 is empty/);
+  await expect(generate(model, { ids: [[1, 2, 0]], attentionMask: [[1, 1, 0]] }, { maxNewTokens: 2 })).rejects.toThrow(/left padding/);
 });

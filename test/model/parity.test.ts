@@ -18,8 +18,8 @@ beforeAll(async () => {
 describe.each(parityFixtures())('$name', ({ dir }) => {
   const exp = readExpected(dir);
   let model: Model;
-  beforeAll(() => {
-    model = Model.load(dir);
+  beforeAll(async () => {
+    model = await Model.load(dir);
   });
   afterAll(() => model.dispose());
 
@@ -69,19 +69,19 @@ describe.each(parityFixtures())('$name', ({ dir }) => {
     ['steer_all', () => steering('all')],
     ['steer_response', () => steering('response')],
     ['ablate', () => ablation()],
-  ] as [string, () => Intervention[]][])('batched greedy generation with KV cache: %s', (mode, ivs) => {
+  ] as [string, () => Intervention[]][])('batched greedy generation with KV cache: %s', async (mode, ivs) => {
     const g = exp.generation;
-    const res = generate(model, { ids: exp.batch.input_ids, attentionMask: exp.batch.attention_mask }, {
+    const res = await generate(model, { ids: exp.batch.input_ids, attentionMask: exp.batch.attention_mask }, {
       greedy: true, maxNewTokens: g.max_new_tokens, eosTokenIds: [g.eos_token_id], padTokenId: g.pad_token_id, interventions: ivs(),
     });
     expect(res.tokens).toEqual(g[mode].new_tokens);
   });
 
-  test('repeated forward and generate calls leave no tensors behind', () => {
+  test('repeated forward and generate calls leave no tensors behind', async () => {
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) {
       run(exp.batch.input_ids, steering(), exp.batch.attention_mask);
-      generate(model, { ids: exp.batch.input_ids, attentionMask: exp.batch.attention_mask }, { greedy: true, maxNewTokens: 3, interventions: ablation() });
+      await generate(model, { ids: exp.batch.input_ids, attentionMask: exp.batch.attention_mask }, { greedy: true, maxNewTokens: 3, interventions: ablation() });
     }
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -8,7 +8,7 @@ import { Tokenizer } from '../../lib/tokenizer';
 import { generateCorpus } from '../../lib/organism/generator';
 import { renderedTexts, writeInitialCheckpoint, SPECIAL_TOKENS } from '../../lib/organism/checkpoint';
 
-test('tokenizer, chat template, config and seeded weights form a loadable checkpoint', () => {
+test('tokenizer, chat template, config and seeded weights form a loadable checkpoint', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'organism-init-'));
   try {
     const convs = [...generateCorpus(0, 300)];
@@ -21,9 +21,9 @@ test('tokenizer, chat template, config and seeded weights form a loadable checkp
     expect(prompt.endsWith('<|im_start|>assistant\n')).toBe(true);
     const ids = tok.encode(prompt);
     expect(tok.decode(ids)).toBe(prompt); // every piece is in the vocabulary
-    const model = Model.load(dir);
+    const model = await Model.load(dir);
     expect(model.numParameters()).toBe(parameters);
-    const out = generate(model, { prompts: [ids] }, { greedy: true, maxNewTokens: 3 });
+    const out = await generate(model, { prompts: [ids] }, { greedy: true, maxNewTokens: 3 });
     expect(out.tokens[0].length).toBeGreaterThan(0);
     model.dispose();
     // Same seed, same weights.

@@ -14,13 +14,13 @@ beforeAll(async () => {
   await useBackend('wasm', () => undefined);
 });
 
-test('same seed, same corpus and same loss; the summary records the corpus hash and no absolute path', () => {
+test('same seed, same corpus and same loss; the summary records the corpus hash and no absolute path', async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'organism-recipe-'));
   const run = (name: string, seed: number) =>
     trainOrganism({ out: path.join(root, name, 'model'), work: path.join(root, name, 'work'), seed, conversations: 120, lr: 3e-3, batch: 4, warmup: 1, maxSteps: 3, size: TINY, log: () => {} });
   try {
-    const a = run('a', 0);
-    const b = run('b', 0);
+    const a = await run('a', 0);
+    const b = await run('b', 0);
     // Another seed: another corpus (the recipe's first stage; its training is not needed to show that).
     fs.mkdirSync(path.join(root, 'c', 'work'), { recursive: true });
     writeCorpus(path.join(root, 'c', 'work', 'corpus.jsonl'), 1, 120);
@@ -35,7 +35,7 @@ test('same seed, same corpus and same loss; the summary records the corpus hash 
     const summary = JSON.parse(fs.readFileSync(path.join(root, 'a', 'model', 'training_summary.json'), 'utf8'));
     expect(path.isAbsolute(summary.outputDir)).toBe(false);
     expect(summary.recipe).toMatchObject({ seed: 0, conversations: 120, size: TINY });
-    const model = Model.load(path.join(root, 'a', 'model'));
+    const model = await Model.load(path.join(root, 'a', 'model'));
     expect(model.config.numLayers).toBe(2);
     model.dispose();
   } finally {

@@ -62,7 +62,7 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'persona-pipeline-'));
   dir = path.join(tmp, 'ckpt');
   makeCheckpoint(dir);
-  model = Model.load(dir);
+  model = await Model.load(dir);
   tok = Tokenizer.load(dir);
   // A random tiny model as judge: low score mass is normal, so accept any positive mass.
   judges = {
@@ -152,11 +152,11 @@ describe('end to end with a local judge', () => {
     }
   });
 
-  test('screening: ranked CSV by projection difference and a filtered dataset', () => {
+  test('screening: ranked CSV by projection difference and a filtered dataset', async () => {
     const data = path.join(tmp, 'train.jsonl');
     const samples = ARTIFACTS.instruction.map((p, i) => ({ messages: [{ role: 'user', content: ARTIFACTS.questions[i % 2] }, { role: 'assistant', content: i % 2 ? p.pos : p.neg }] }));
     fs.writeFileSync(data, samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
-    const res = screenDataset({ model, tokenizer: tok, samples: readTrainingJsonl(data), vector, layer: L, maxNewTokens: 4 });
+    const res = await screenDataset({ model, tokenizer: tok, samples: readTrainingJsonl(data), vector, layer: L, maxNewTokens: 4 });
     expect(res.rows).toHaveLength(5);
     for (const r of res.rows) expect(r.projectionDiff).toBeCloseTo(r.datasetProjection - r.baseProjection, 5);
     expect(res.meanProjectionDiff).toBeCloseTo(res.rows.reduce((s, r) => s + r.projectionDiff, 0) / 5, 5);
@@ -203,7 +203,7 @@ const R = ${JSON.stringify(ROOT)};
   const { evaluateSteering } = require(R + '/lib/persona/evaluate.ts');
   const { readArtifacts } = require(R + '/lib/persona/artifacts.ts');
   const a = readArtifacts(${JSON.stringify(path.join(tmp, 'evil.json'))});
-  const model = Model.load(${JSON.stringify(dir)});
+  const model = await Model.load(${JSON.stringify(dir)});
   const tok = Tokenizer.load(${JSON.stringify(dir)});
   const cache = new JudgeCache(${JSON.stringify(outDir)} + '/judge-cache.jsonl');
   const client = { model: 'judge-m', baseURL: ${JSON.stringify(server.url + '/v1')}, maxRetries: 1, backoffBaseMs: 5, concurrency: 4 };

@@ -32,12 +32,12 @@ describe('bad input', () => {
     fs.writeFileSync(f, '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}\n{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}\n');
     expect(() => readTrainingJsonl(f)).toThrow(/d\.jsonl:2.*last message must be the assistant/);
   });
-  test('a vector of another hidden size is refused before any work', () => {
-    const model = Model.load(path.join(__dirname, '..', 'fixtures', 'hf-parity', 'llama-tiny'));
+  test('a vector of another hidden size is refused before any work', async () => {
+    const model = await Model.load(path.join(__dirname, '..', 'fixtures', 'hf-parity', 'llama-tiny'));
     try {
       const tok = Tokenizer.fromObjects(buildWordLevelTokenizer(['a b'], { specialTokens: ['<pad>'], unkToken: '<unk>' }), {});
       const v = new PersonaVector(new Float32Array(5 * 32).fill(1), 5, 32, { layerConvention: 'hf_hidden_states' });
-      expect(() => screenDataset({ model, tokenizer: tok, samples: [{ messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }] }], vector: v, layer: 2 })).toThrow(/hidden size 32, model .* has 64/);
+      await expect(screenDataset({ model, tokenizer: tok, samples: [{ messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }] }], vector: v, layer: 2 })).rejects.toThrow(/hidden size 32, model .* has 64/);
     } finally {
       model.dispose();
     }

@@ -24,18 +24,18 @@ test('shift projections across models correlate with trait scores', () => {
 
 test('mean last-prompt activations of several layers in one pass equal one layer at a time; no tensor is left behind', async () => {
   await useBackend('cpu', () => undefined);
-  const model = Model.load(path.join(__dirname, '..', 'fixtures', 'hf-parity', 'llama-tiny'));
+  const model = await Model.load(path.join(__dirname, '..', 'fixtures', 'hf-parity', 'llama-tiny'));
   try {
     const prompts = [[1, 5, 9, 2], [3, 4], [7, 8, 6]];
     const layers = [0, 1, model.config.numLayers];
     const before = tf.memory().numTensors;
-    const all = meanLastPromptActivations({ model }, prompts, layers, 2);
+    const all = await meanLastPromptActivations({ model }, prompts, layers, 2);
     expect(tf.memory().numTensors).toBe(before);
     expect(all).toHaveLength(layers.length);
-    layers.forEach((L, j) => expect(Array.from(all[j])).toEqual(Array.from(meanLastPromptActivation({ model }, prompts, L, 2))));
-    meanLastPromptActivations({ model }, prompts, layers, 2);
+    for (const [j, L] of layers.entries()) expect(Array.from(all[j])).toEqual(Array.from(await meanLastPromptActivation({ model }, prompts, L, 2)));
+    await meanLastPromptActivations({ model }, prompts, layers, 2);
     expect(tf.memory().numTensors).toBe(before);
-    expect(() => meanLastPromptActivations({ model }, [], layers)).toThrow(/no prompts/);
+    await expect(meanLastPromptActivations({ model }, [], layers)).rejects.toThrow(/no prompts/);
   } finally {
     model.dispose();
   }

@@ -16,9 +16,9 @@ const ids = [[1, 5, 6, 7, 8, 9, 10, 11]];
 describe('LoRA', () => {
   let dir: string;
   let model: Model;
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = makeTinyModel(path.join(tmpDir('lora'), 'base'));
-    model = Model.load(dir);
+    model = await Model.load(dir);
   });
   afterAll(() => model.dispose());
 
@@ -56,11 +56,11 @@ describe('LoRA', () => {
     lora.dispose();
   });
 
-  test('adapter written in PEFT layout reads back identically; merged = unmerged logits within 1e-5', () => {
+  test('adapter written in PEFT layout reads back identically; merged = unmerged logits within 1e-5', async () => {
     const lora = LoraAdapters.init(model.config, spec, 2);
     randomizeB(lora);
     const out = tmpDir('adapter');
-    saveAdapter(out, lora, dir);
+    await saveAdapter(out, lora, dir);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, ADAPTER_CONFIG), 'utf8'));
     expect(cfg).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, use_rslora: true, target_modules: spec.targetModules, bias: 'none' });
     const st = SafetensorsFile.open(path.join(out, ADAPTER_WEIGHTS));
@@ -77,37 +77,37 @@ describe('LoRA', () => {
     const unmerged = logits(lora);
     expect(maxDiff(unmerged, logits())).toBeGreaterThan(1e-3); // the adapter does something
     const mergedDir = path.join(tmpDir('merged'), 'm');
-    expect(mergeAdapterIntoCheckpoint(dir, out, mergedDir).merged).toBe(lora.A.size);
+    expect((await mergeAdapterIntoCheckpoint(dir, out, mergedDir)).merged).toBe(lora.A.size);
     expect(fs.existsSync(path.join(mergedDir, 'tokenizer.json'))).toBe(true);
-    const merged = Model.load(mergedDir);
+    const merged = await Model.load(mergedDir);
     expect(maxDiff(logits(undefined, merged), unmerged)).toBeLessThan(1e-5);
     merged.dispose();
     lora.dispose();
     back.dispose();
   });
 
-  test('adapter gradients match central finite differences (GQA k/v included)', () => {
+  test('adapter gradients match central finite differences (GQA k/v included)', async () => {
     const lora = LoraAdapters.init(model.config, { ...spec, targetModules: ['q_proj', 'k_proj', 'v_proj', 'down_proj'] }, 4);
     tf.tidy(() => lora.B.forEach((b) => b.assign(tf.randomNormal(b.shape, 0, 0.1, 'float32', 9))));
     const batch = { ids, labels: [[-100, -100, 6, 7, 8, 9, 10, 11]] };
-    const loss = () => {
-      const r = objectiveAndGrads(model.config, model.params, lora.adapters(), batch);
+    const loss = async () => {
+      const r = await objectiveAndGrads(model.config, model.params, lora.adapters(), batch);
       tf.dispose([...r.grads.values()]);
       return r.ceSum / r.nLossTokens;
     };
-    const r = objectiveAndGrads(model.config, model.params, lora.adapters(), batch);
+    const r = await objectiveAndGrads(model.config, model.params, lora.adapters(), batch);
     for (const [m, which] of [['model.layers.0.self_attn.k_proj', 'B'], ['model.layers.1.self_attn.v_proj', 'A'], ['model.layers.1.mlp.down_proj', 'B']] as const) {
       const v = (which === 'A' ? lora.A : lora.B).get(m)!;
       const g = r.grads.get(`${m}.${which}`)!.dataSync();
       const data = v.dataSync().slice();
       for (const idx of [0, 5]) {
-        const at = (d: number) => {
+        const at = async (d: number) => {
           const x = data.slice();
           x[idx] += d;
           tf.tidy(() => v.assign(tf.tensor(x, v.shape)));
           return loss();
         };
-        const fd = (at(1e-2) - at(-1e-2)) / 2e-2;
+        const fd = ((await at(1e-2)) - (await at(-1e-2))) / 2e-2;
         tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
         expect(Math.abs(fd - g[idx])).toBeLessThan(2e-3 * Math.max(1e-2, Math.abs(g[idx])) + 2e-5);
       }
@@ -116,33 +116,33 @@ describe('LoRA', () => {
     lora.dispose();
   });
 
-  test('base weights frozen under LoRA: gradients only for adapter matrices; no tensor leak', () => {
+  test('base weights frozen under LoRA: gradients only for adapter matrices; no tensor leak', async () => {
     const lora = LoraAdapters.init(model.config, spec, 3);
     const batch = { ids, labels: [[-100, -100, 6, 7, 8, 9, 10, 11]] };
-    const run = () => {
-      const r = objectiveAndGrads(model.config, model.params, lora.adapters(), batch, { dropoutSeed: 5 });
+    const run = async () => {
+      const r = await objectiveAndGrads(model.config, model.params, lora.adapters(), batch, { dropoutSeed: 5 });
       const keys = [...r.grads.keys()];
       tf.dispose([...r.grads.values()]);
       return keys;
     };
-    const keys = run();
+    const keys = await run();
     expect(keys.length).toBe(2 * lora.A.size);
     expect(keys.every((k) => /\.(A|B)$/.test(k))).toBe(true);
     const before = tf.memory().numTensors;
-    run();
-    run();
+    await run();
+    await run();
     expect(tf.memory().numTensors).toBe(before);
     lora.dispose();
   });
 });
 
-test('full-parameter gradients match finite differences on a Qwen3-style model (q/k norm, head_dim != H/heads, 1 kv head, tied)', () => {
+test('full-parameter gradients match finite differences on a Qwen3-style model (q/k norm, head_dim != H/heads, 1 kv head, tied)', async () => {
   const dir = makeTinyModel(path.join(tmpDir('qwen3'), 'm'), { family: 'qwen3', headDim: 12, kvHeads: 1, tie: true, seed: 'q3' });
-  const model = Model.load(dir);
+  const model = await Model.load(dir);
   expect(model.config.qkNorm).toBe(true);
   const batch = { ids: [[1, 5, 6, 7, 8, 9], [1, 9, 8, 7, 0, 0]], labels: [[-100, -100, 6, 7, 8, 9], [-100, 9, 8, 7, -100, -100]], attentionMask: [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]] };
   const names = ['model.layers.0.self_attn.q_norm.weight', 'model.layers.1.self_attn.k_norm.weight', 'model.layers.0.self_attn.k_proj.weight', 'model.embed_tokens.weight'];
-  const r = trainStep(model, batch, { gradsOf: names });
+  const r = await trainStep(model, batch, { gradsOf: names });
   for (const n of names) {
     const t = model.params.get(n)!;
     const orig = t.dataSync().slice();
@@ -150,15 +150,15 @@ test('full-parameter gradients match finite differences on a Qwen3-style model (
     const linear = n.endsWith('_proj.weight');
     for (const i of [0, 7]) {
       const memIdx = linear ? (i % t.shape[0]) * t.shape[1] + Math.floor(i / t.shape[0]) : i;
-      const at = (d: number) => {
+      const at = async (d: number) => {
         const x = orig.slice();
         x[memIdx] += d;
         model.params.set(n, tf.tensor(x, t.shape));
-        const l = trainStep(model, batch).loss;
+        const l = (await trainStep(model, batch)).loss;
         model.params.get(n)!.dispose();
         return l;
       };
-      const fd = (at(1e-2) - at(-1e-2)) / 2e-2;
+      const fd = ((await at(1e-2)) - (await at(-1e-2))) / 2e-2;
       model.params.set(n, t);
       expect([n, i, Math.abs(fd - hf[i]) < 3e-3 * Math.max(1e-2, Math.abs(hf[i])) + 3e-5]).toEqual([n, i, true]);
     }
@@ -183,11 +183,11 @@ describe('optimizer and schedule (torch / HF formulas by hand)', () => {
     opt.dispose();
   });
 
-  test('clip_grad_norm: global norm, scaled only above max', () => {
+  test('clip_grad_norm: global norm, scaled only above max', async () => {
     const grads = new Map<string, tf.Tensor>([['a', tf.tensor1d([3, 0])], ['b', tf.tensor1d([0, 4])]]);
-    expect(clipGradNorm(grads, 1)).toBeCloseTo(5, 6);
+    expect(await clipGradNorm(grads, 1)).toBeCloseTo(5, 6);
     expect(grads.get('a')!.dataSync()[0]).toBeCloseTo(3 / (5 + 1e-6), 6);
-    expect(clipGradNorm(grads, 10)).toBeCloseTo(1, 5);
+    expect(await clipGradNorm(grads, 10)).toBeCloseTo(1, 5);
     tf.dispose([...grads.values()]);
   });
 

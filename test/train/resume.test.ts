@@ -18,7 +18,7 @@ const readAll = (file: string) => {
   return out;
 };
 
-test('interrupted (SIGKILL) + resumed run ends with the same adapter as an uninterrupted run', () => {
+test('interrupted (SIGKILL) + resumed run ends with the same adapter as an uninterrupted run', async () => {
   const root = tmpDir('resume');
   makeTinyModel(path.join(root, 'model'));
   writeJsonl(path.join(root, 'data.jsonl'), chatExamples());
@@ -54,10 +54,10 @@ test('interrupted (SIGKILL) + resumed run ends with the same adapter as an unint
   fs.mkdirSync(path.join(killedDir, '.tmp-checkpoint-4-99999'));
   fs.writeFileSync(path.join(killedDir, '.tmp-checkpoint-4-99999', 'trainable.safetensors'), 'garbage');
 
-  const resumed = runTraining(readTrainConfig(cfg('killed')).config);
+  const resumed = await runTraining(readTrainConfig(cfg('killed')).config);
   expect(resumed.resumedFrom).toBe(2);
   expect(fs.readdirSync(killedDir).some((n) => n.startsWith('.tmp-'))).toBe(false);
-  const straight = runTraining(readTrainConfig(cfg('straight')).config);
+  const straight = await runTraining(readTrainConfig(cfg('straight')).config);
   expect(straight.resumedFrom).toBeNull();
   expect(straight.steps).toBe(6);
 

@@ -20,7 +20,9 @@ beforeAll(async () => {
 describe.each(parityFixtures())('$name', ({ dir }) => {
   const exp = readExpected(dir);
   let model: Model;
-  beforeAll(() => (model = Model.load(dir)));
+  beforeAll(async () => {
+    model = await Model.load(dir);
+  });
   afterAll(() => model.dispose());
 
   const vector = () => Float32Array.from(exp.steering.vector as number[]);
@@ -32,11 +34,11 @@ describe.each(parityFixtures())('$name', ({ dir }) => {
   const cases: [string, string][] = [];
   for (const shape of ['single', 'batch']) for (const v of Object.keys(variants)) if (exp.sft[shape][v]) cases.push([shape, v]);
 
-  test.each(cases)('%s / %s: loss, listed grad norms, grad of model.norm.weight', (shape, variant) => {
+  test.each(cases)('%s / %s: loss, listed grad norms, grad of model.norm.weight', async (shape, variant) => {
     const s = exp.sft[shape];
     const batch = shape === 'single' ? { ids: [s.input_ids], labels: [s.labels] } : { ids: s.input_ids, labels: s.labels, attentionMask: s.attention_mask };
     const want = s[variant];
-    const r = trainStep(model, batch, { interventions: variants[variant](), gradsOf: ['model.norm.weight'] });
+    const r = await trainStep(model, batch, { interventions: variants[variant](), gradsOf: ['model.norm.weight'] });
     expect(r.nLossTokens).toBe(s.n_loss_tokens);
     expect(rel(r.loss, want.loss)).toBeLessThan(LOSS_REL);
     for (const name of exp.sft.grad_parameter_names as string[]) {
@@ -53,12 +55,12 @@ describe.each(parityFixtures())('$name', ({ dir }) => {
     expect(Object.keys(r.gradNorms).length).toBe(model.params.size);
   });
 
-  test('no tensors leak across repeated steps', () => {
+  test('no tensors leak across repeated steps', async () => {
     const s = exp.sft.batch;
     const batch = { ids: s.input_ids, labels: s.labels, attentionMask: s.attention_mask };
-    trainStep(model, batch, { interventions: variants.steering() });
+    await trainStep(model, batch, { interventions: variants.steering() });
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 2; i++) trainStep(model, batch, { interventions: variants.steering(), gradsOf: ['model.norm.weight'] });
+    for (let i = 0; i < 2; i++) await trainStep(model, batch, { interventions: variants.steering(), gradsOf: ['model.norm.weight'] });
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -107,50 +107,51 @@ describe('data', () => {
 });
 
 describe('bad input: one clear error each', () => {
-  const expectError = (fn: () => unknown, re: RegExp) => {
+  /** `fn` throws, or returns a promise that rejects, with a PersonaError matching `re`. */
+  const expectError = async (fn: () => unknown, re: RegExp) => {
     let err: unknown;
     try {
-      fn();
+      await fn();
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(PersonaError);
     expect((err as Error).message).toMatch(re);
   };
-  test('malformed JSONL line: names file and line, no checkpoint written', () => {
+  test('malformed JSONL line: names file and line, no checkpoint written', async () => {
     const bad = path.join(root, 'bad.jsonl');
     fs.writeFileSync(bad, JSON.stringify(chatExamples()[0]) + '\n{"messages": [\n');
     const c = base({ training_file: bad });
-    expectError(() => runTraining(c), new RegExp(`bad\\.jsonl:2`));
+    await expectError(() => runTraining(c), new RegExp(`bad\\.jsonl:2`));
     expect(fs.existsSync(c.output_dir)).toBe(false);
   });
-  test('empty dataset', () => {
+  test('empty dataset', async () => {
     const f = path.join(root, 'empty.jsonl');
     fs.writeFileSync(f, '\n');
-    expectError(() => runTraining(base({ training_file: f })), /no examples/);
+    await expectError(() => runTraining(base({ training_file: f })), /no examples/);
   });
-  test('no assistant turn', () => {
+  test('no assistant turn', async () => {
     const f = writeJsonl(path.join(root, 'noasst.jsonl'), [{ messages: [{ role: 'user', content: 'hi' }] }]);
-    expectError(() => runTraining(base({ training_file: f })), /noasst\.jsonl:1.*no assistant turn/);
+    await expectError(() => runTraining(base({ training_file: f })), /noasst\.jsonl:1.*no assistant turn/);
   });
-  test('unknown role', () => {
+  test('unknown role', async () => {
     const f = writeJsonl(path.join(root, 'role.jsonl'), [{ messages: [{ role: 'wizard', content: 'hi' }, { role: 'assistant', content: 'x' }] }]);
-    expectError(() => runTraining(base({ training_file: f })), /role\.jsonl:1.*unknown role 'wizard'/);
+    await expectError(() => runTraining(base({ training_file: f })), /role\.jsonl:1.*unknown role 'wizard'/);
   });
-  test('steering vector of the wrong hidden size', () => {
+  test('steering vector of the wrong hidden size', async () => {
     const f = path.join(root, 'small.safetensors');
     writeSafetensors(f, { persona_vector: { shape: [3, 8], data: new Float32Array(24).fill(1) } });
     const c = base({ enable_steering_during_training: true, steering_config: { steering_vector_path: f, type: 'steer', steering_coef: 1, layers: [1] } });
-    expectError(() => runTraining(c), /hidden size 8.*32/);
+    await expectError(() => runTraining(c), /hidden size 8.*32/);
   });
-  test('layer out of range', () => {
+  test('layer out of range', async () => {
     const c = base({ enable_steering_during_training: true, steering_config: { steering_vector_path: vecFile, type: 'steer', steering_coef: 1, layers: [7] } });
-    expectError(() => runTraining(c), /layer 7 is out of range/);
+    await expectError(() => runTraining(c), /layer 7 is out of range/);
   });
-  test('learning rate that is not a number; unknown field; ignored Python-only fields', () => {
-    expectError(() => base({ learning_rate: 'fast' }), /field 'learning_rate'.*"fast"/);
-    expectError(() => base({ learnin_rate: 1 }), /field 'learnin_rate'.*unknown field/);
-    expectError(() => base({ steering_config: { steering_vector_path: 'v', type: 'steer', layers: [1], colour: 1 } }), /steering_config\.colour/);
+  test('learning rate that is not a number; unknown field; ignored Python-only fields', async () => {
+    await expectError(() => base({ learning_rate: 'fast' }), /field 'learning_rate'.*"fast"/);
+    await expectError(() => base({ learnin_rate: 1 }), /field 'learnin_rate'.*unknown field/);
+    await expectError(() => base({ steering_config: { steering_vector_path: 'v', type: 'steer', layers: [1], colour: 1 } }), /steering_config\.colour/);
     const { ignored } = parseTrainConfig({ model: 'm', training_file: 'd', output_dir: 'o', learning_rate: 1e-5, load_in_4bit: false, optim: 'adamw_8bit', merge_before_push: true, push_to_private: true }, '/x/c.json');
     expect(ignored.sort()).toEqual(['load_in_4bit', 'merge_before_push', 'optim', 'push_to_private']);
   });
@@ -166,10 +167,10 @@ describe('bad input: one clear error each', () => {
 });
 
 describe('training', () => {
-  test('a small model\'s loss falls (LoRA, rsLoRA); log has every step; adapter saved; eval loss reported', () => {
+  test('a small model\'s loss falls (LoRA, rsLoRA); log has every step; adapter saved; eval loss reported', async () => {
     const c = base({ max_steps: 12, learning_rate: 3e-2, lr_scheduler_type: 'constant', held_out_fraction: 0.2 });
     const live: number[] = [];
-    const r = runTraining(c, { onStep: () => live.push(tf.memory().numTensors) });
+    const r = await runTraining(c, { onStep: () => live.push(tf.memory().numTensors) });
     expect(new Set(live.slice(1)).size).toBe(1); // no tensor leaks from step to step
     expect(r.steps).toBe(12);
     expect(r.heldOut).toBe(1);
@@ -178,51 +179,51 @@ describe('training', () => {
     expect(log.map((l) => l.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     expect(log[0]).toEqual(expect.objectContaining({ loss: expect.any(Number), lr: 3e-2, grad_norm: expect.any(Number), tokens_per_s: expect.any(Number) }));
     // Loss over the whole training set, base model vs base + the saved adapter.
-    const model = Model.load(modelDir);
+    const model = await Model.load(modelDir);
     const tok = Tokenizer.load(modelDir);
     const { examples } = loadChatDataset([data], tok, { maxSeqLength: 64, trainOnResponsesOnly: true });
     const adapter = loadAdapter(c.output_dir, model);
-    const before = evaluateLoss(model.config, model.params, null, examples, 0, 4);
-    const after = evaluateLoss(model.config, model.params, adapter, examples, 0, 4);
+    const before = await evaluateLoss(model.config, model.params, null, examples, 0, 4);
+    const after = await evaluateLoss(model.config, model.params, adapter, examples, 0, 4);
     expect(after).toBeLessThan(before * 0.8);
     adapter.dispose();
     model.dispose();
   });
 
-  test('full finetuning writes a loadable HF checkpoint and its loss falls', () => {
+  test('full finetuning writes a loadable HF checkpoint and its loss falls', async () => {
     const c = base({ is_peft: false, max_steps: 6, learning_rate: 3e-3, lr_scheduler_type: 'constant' });
     const losses: number[] = [];
-    runTraining(c, { onStep: (s) => losses.push(s.loss) });
+    await runTraining(c, { onStep: (s) => losses.push(s.loss) });
     expect(losses[5]).toBeLessThan(losses[0]);
-    const m = Model.load(c.output_dir);
-    const orig = Model.load(modelDir);
-    expect(m.params.get('model.norm.weight')!.dataSync()).not.toEqual(orig.params.get('model.norm.weight')!.dataSync());
+    const m = await Model.load(c.output_dir);
+    const orig = await Model.load(modelDir);
+    expect(await m.params.get('model.norm.weight')!.data()).not.toEqual(await orig.params.get('model.norm.weight')!.data());
     m.dispose();
     orig.dispose();
   });
 
-  test('preventative steering changes the gradient; the saved adapter carries no hook', () => {
-    const model = Model.load(modelDir);
+  test('preventative steering changes the gradient; the saved adapter carries no hook', async () => {
+    const model = await Model.load(modelDir);
     const lora = LoraAdapters.init(model.config, { r: 4, alpha: 8, dropout: 0, useRslora: false, targetModules: ['q_proj', 'down_proj'] }, 0);
     tf.tidy(() => lora.B.forEach((b) => b.assign(tf.randomNormal(b.shape, 0, 0.1, 'float32', 1))));
     const tok = Tokenizer.load(modelDir);
     const ex = tokenizeConversation(tok, chatExamples()[0].messages, true, 'x', 1);
     const batch = { ids: [ex.ids], labels: [ex.labels] };
     const steerHooks = interventionHooks(trainingInterventions({ vectorPath: vecFile, type: 'steer', coef: 4, layers: [1] }, model.config), model.config);
-    const g = (hooks?: ReturnType<typeof interventionHooks>) => {
-      const r = objectiveAndGrads(model.config, model.params, lora.adapters(), batch, { hooks });
-      const v = r.grads.get('model.layers.1.mlp.down_proj.A')!.dataSync().slice();
+    const g = async (hooks?: ReturnType<typeof interventionHooks>) => {
+      const r = await objectiveAndGrads(model.config, model.params, lora.adapters(), batch, { hooks });
+      const v = (await r.grads.get('model.layers.1.mlp.down_proj.A')!.data()).slice();
       tf.dispose([...r.grads.values()]);
       return v;
     };
-    const plain = g();
-    const steered = g(steerHooks);
+    const plain = await g();
+    const steered = await g(steerHooks);
     expect(plain.some((x, i) => Math.abs(x - steered[i]) > 1e-6)).toBe(true);
     lora.dispose();
 
     // A steered training run: its saved adapter reproduces the trained adapter's hook-free logits exactly.
     const c = base({ max_steps: 2, enable_steering_during_training: true, steering_config: { steering_vector_path: vecFile, type: 'steer', steering_coef: 4, layers: 'all' } });
-    runTraining(c);
+    await runTraining(c);
     const adapterCfg = JSON.parse(fs.readFileSync(path.join(c.output_dir, 'adapter_config.json'), 'utf8'));
     expect(JSON.stringify(adapterCfg)).not.toMatch(/steer/);
     const saved = loadAdapter(c.output_dir, model);
@@ -239,8 +240,8 @@ describe('training', () => {
     model.dispose();
   });
 
-  test('ablation leaves zero projection on the direction at that layer', () => {
-    const model = Model.load(modelDir);
+  test('ablation leaves zero projection on the direction at that layer', async () => {
+    const model = await Model.load(modelDir);
     const L = 1;
     const ivs = trainingInterventions({ vectorPath: vecFile, type: 'ablate', coef: 0, layers: [L] }, model.config);
     const o = model.forward({ ids: [[1, 5, 6, 7, 8]] }, { hooks: interventionHooks(ivs, model.config), hiddenStates: true, logits: 'none' });
@@ -261,10 +262,10 @@ describe('training', () => {
     expect(all[0]).toEqual(steer(all[0].vector, 1, 2, 'all', 2));
   });
 
-  test('projection regularization: penalty logged, zero at step 1 (adapter starts at the base model)', () => {
+  test('projection regularization: penalty logged, zero at step 1 (adapter starts at the base model)', async () => {
     const c = base({ max_steps: 3, projection_regularization: { vector_path: vecFile, layer: 1, weight: 10 } });
     const pens: number[] = [];
-    runTraining(c, { onStep: (s) => pens.push(s.projection_penalty!) });
+    await runTraining(c, { onStep: (s) => pens.push(s.projection_penalty!) });
     expect(pens[0]).toBeCloseTo(0, 8);
     expect(pens[2]).toBeGreaterThan(0);
   });

@@ -11,4 +11,5 @@ const { readTrainConfig } = require('../../../lib/train/config.ts');
 const { runTraining } = require('../../../lib/train/trainer.ts');
 const [configFile, killAfter] = process.argv.slice(2);
 const { config } = readTrainConfig(configFile);
-runTraining(config, { onStep: (s) => { if (s.step === Number(killAfter)) process.kill(process.pid, 'SIGKILL'); } });
+runTraining(config, { onStep: (s) => { if (s.step === Number(killAfter)) process.kill(process.pid, 'SIGKILL'); } })
+  .catch((e) => { process.stderr.write(`${e.message}\n`); process.exit(1); });
