@@ -40,12 +40,20 @@ describe('useBackend', () => {
     expect(r.lines).toHaveLength(1);
   });
 
-  test("'auto' without tfjs-node chooses wasm and says why", async () => {
+  test("'auto' without tfjs-node or a GPU chooses wasm and says why", async () => {
     await useBackend('cpu', () => {});
     const r = recorder();
-    expect(await useBackend('auto', r.log)).toBe('wasm');
+    // No WebGPU here whatever the machine has (backend-select in the webgpu suite covers adapters).
+    process.env.PERSONA_WEBGPU_PACKAGE = 'no-such-dawn-package';
+    try {
+      expect(await useBackend('auto', r.log)).toBe('wasm');
+    } finally {
+      delete process.env.PERSONA_WEBGPU_PACKAGE;
+    }
     expect(tf.getBackend()).toBe('wasm');
-    expect(r.lines).toEqual(['backend: wasm (tfjs-node not installed)']);
+    expect(r.lines).toEqual([
+      "backend: wasm (tfjs-node not installed; no webgpu: the optional package 'no-such-dawn-package' (Dawn for Node) is not installed: run `npm install no-such-dawn-package`)",
+    ]);
     expect(await useBackend('auto', r.log)).toBe('wasm');
     expect(r.lines).toHaveLength(1);
   });
@@ -61,11 +69,11 @@ describe('useBackend', () => {
   test('PERSONA_BACKEND is the default request; a bad value is a PersonaError naming the variable', async () => {
     process.env.PERSONA_BACKEND = 'cpu';
     expect(await useBackend(undefined, () => {})).toBe('cpu');
-    process.env.PERSONA_BACKEND = 'webgpu';
+    process.env.PERSONA_BACKEND = 'metal';
     const err = await useBackend(undefined, () => {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PersonaError);
     expect((err as PersonaError).place.field).toBe('PERSONA_BACKEND');
-    expect((err as Error).message).toMatch(/unknown backend 'webgpu'.*auto, tensorflow, wasm, cpu/);
+    expect((err as Error).message).toMatch(/unknown backend 'metal'.*auto, tensorflow, webgpu, wasm, cpu/);
     // an explicit argument wins over the environment
     expect(await useBackend('wasm', () => {})).toBe('wasm');
   });
