@@ -10,6 +10,7 @@ import { generate } from './generate';
 import { PersonaError } from '../errors';
 import { readValues } from '../backend/read';
 import { webgpuAdapter, type GpuAdapterSummary } from '../backend/webgpu';
+import { startDispatchCounter } from '../backend/dispatches';
 
 export interface BenchOptions {
   batch: number;
@@ -35,6 +36,10 @@ export interface BenchResult {
   prefill_tokens_per_s: number;
   decode_ms_per_step?: number;
   decode_tokens_per_s?: number;
+  /** webgpu only: kernel dispatches and host uploads per decode step (and per step and layer), from one generation. */
+  decode_dispatches_per_step?: number;
+  decode_dispatches_per_step_per_layer?: number;
+  decode_uploads_per_step?: number;
   peak_rss_mb: number;
 }
 
@@ -87,7 +92,30 @@ export async function benchGenerate(model: Model, o: BenchOptions): Promise<Benc
   await run(); // warm-up
   const prefill = median(await repeat(o.repeats, () => timePrefill(model, ids)));
   const msPerStep = median(await repeat(o.repeats, run));
-  return { ...summary(model, o, prefill), decode_ms_per_step: msPerStep, decode_tokens_per_s: (o.batch * 1000) / msPerStep };
+  const counted = await decodeDispatches(model, ids, o.newTokens);
+  return { ...summary(model, o, prefill), decode_ms_per_step: msPerStep, decode_tokens_per_s: (o.batch * 1000) / msPerStep, ...counted };
+}
+
+/**
+ * Dispatches and uploads per decode step on webgpu (counted between the first and the last step of one greedy
+ * generation, so the prefill is left out); {} on other backends.
+ */
+export async function decodeDispatches(model: Model, prompts: number[][], newTokens: number): Promise<Pick<BenchResult, 'decode_dispatches_per_step' | 'decode_dispatches_per_step_per_layer' | 'decode_uploads_per_step'>> {
+  const counter = startDispatchCounter();
+  if (!counter) return {};
+  const at: { dispatches: number; uploads: number }[] = [];
+  try {
+    await generate(model, { prompts }, { greedy: true, maxNewTokens: newTokens, eosTokenIds: [], onStep: () => at.push({ ...counter.counts }) });
+  } finally {
+    counter.stop();
+  }
+  const steps = at.length - 1;
+  const perStep = (at[steps].dispatches - at[0].dispatches) / steps;
+  return {
+    decode_dispatches_per_step: perStep,
+    decode_dispatches_per_step_per_layer: perStep / model.config.numLayers,
+    decode_uploads_per_step: (at[steps].uploads - at[0].uploads) / steps,
+  };
 }
 
 function summary(model: Model, o: BenchOptions, prefillMs: number): BenchResult {
