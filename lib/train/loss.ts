@@ -30,20 +30,61 @@ export function lossTargets(labels: number[][], vocabSize: number): { rows: numb
 
 /**
  * Sum of −log p(label) over the loss tokens of logits [B, T, V]; count = number of loss tokens.
- * The targets are picked with a constant one-hot weight matrix rather than tf.gather: gather's gradient
- * is UnsortedSegmentSum, which costs O(segments × size) on the cpu backend (minutes for a real vocabulary).
+ * Only O(B·T) int32/float32 index data is built on the host; the gradient is written by hand
+ * (dy · rowMask · (softmax − oneHot), the one-hot built on the device) because tf.gather's gradient is
+ * UnsortedSegmentSum, which costs O(segments × size) on the cpu backend (minutes for a real vocabulary).
  */
 export function causalLmLossSum(logits: tf.Tensor3D, labels: number[][]): { sum: tf.Scalar; count: number } {
   const [B, T, V] = logits.shape;
   if (labels.length !== B || (labels[0]?.length ?? 0) !== T)
     throw new PersonaError(`labels are [${labels.length}, ${labels[0]?.length ?? 0}], logits [${B}, ${T}, ·]`, { field: 'labels' });
   const { rows, targets } = lossTargets(labels, V);
-  if (rows.length === 0) return { sum: tf.scalar(0), count: 0 };
-  const sum = tf.tidy(() => {
-    const pick = new Float32Array(B * T * V);
-    rows.forEach((r, i) => (pick[r * V + targets[i]] = 1));
-    const logp = tf.logSoftmax(logits.reshape([B * T, V])); // [B·T, V]
-    return tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(pick, [B * T, V])))) as tf.Scalar;
+  const count = rows.length;
+  if (count === 0) return { sum: tf.scalar(0), count: 0 };
+  const N = B * T;
+  const pairs = new Int32Array(2 * count); // [row, target] for gatherND
+  const targetOfRow = new Int32Array(N).fill(-1); // −1: oneHot gives a zero row (cpu, wasm, webgpu, TF)
+  const rowMask = new Float32Array(N);
+  rows.forEach((r, i) => {
+    pairs[2 * i] = r;
+    pairs[2 * i + 1] = targets[i];
+    targetOfRow[r] = targets[i];
+    rowMask[r] = 1;
   });
-  return { sum, count: rows.length };
+  const ce = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    const x2 = x.reshape([N, V]);
+    // Same arithmetic as tf.logSoftmax: logp = (x − max) − log Σ exp(x − max).
+    const m = tf.max(x2, 1, true);
+    const shifted = tf.sub(x2, m);
+    const logS = tf.log(tf.sum(tf.exp(shifted), 1, true)); // [N, 1]
+    save([x2, m, logS]);
+    const picked = tf.gatherND(shifted, tf.tensor2d(pairs, [count, 2], 'int32')); // x_t − max, [count]
+    const lossRows = tf.gather(logS.reshape([N]), tf.tensor1d(rows, 'int32')); // forward only: no gather gradient
+    const value = tf.sum(tf.sub(lossRows, picked)) as tf.Scalar;
+    return {
+      value,
+      gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xs, ms, ls] = saved;
+          // Dispose [N, V] temporaries as soon as they are used: at V ≈ 150k each is ~0.6 MB per row.
+          const s1 = tf.sub(xs, ms);
+          const s2 = tf.sub(s1, ls);
+          s1.dispose();
+          const p = tf.exp(s2);
+          s2.dispose();
+          // int32 one-hot then cast: wasm's OneHot kernel writes int32 bits even when asked for float32.
+          const ohInt = tf.oneHot(tf.tensor1d(targetOfRow, 'int32'), V);
+          const oh = tf.cast(ohInt, 'float32');
+          ohInt.dispose();
+          const d = tf.sub(p, oh);
+          p.dispose();
+          oh.dispose();
+          const w = tf.mul(tf.tensor2d(rowMask, [N, 1]), dy); // [N, 1]
+          return tf.mul(d, w).reshape([B, T, V]);
+        }),
+    };
+  });
+  return { sum: ce(logits), count };
 }
