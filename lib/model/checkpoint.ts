@@ -10,6 +10,7 @@ import { openWeights } from '../io/weights';
 import { ModelConfig, readModelConfig } from './config';
 import { ForwardInput, ForwardOptions, ForwardOutput, WEIGHT_NAMES, chunkKey, forward, vocabChunks } from './transformer';
 import { onDevice, webgpuAdapter } from '../backend/webgpu';
+import { readValues } from '../backend/read';
 
 export interface ParameterSpec {
   /** Hugging Face name. */
@@ -241,7 +242,7 @@ export async function hfParameterValues(cfg: ModelConfig, params: ReadonlyMap<st
       return spec.linear ? tf.transpose(t) : tf.clone(t);
     });
     try {
-      const data = (await hf.data()) as Float32Array;
+      const data = await readValues(hf);
       out.set(data, offset);
       offset += data.length;
     } finally {
