@@ -85,7 +85,10 @@ export async function benchGenerate(model: Model, o: BenchOptions): Promise<Benc
   /** Decode time per step measured inside generation: from the first token (end of prefill) to the last. */
   const run = async () => {
     const stamps: number[] = [];
-    await generate(model, { prompts: ids }, { greedy: true, maxNewTokens: o.newTokens, eosTokenIds: [], onStep: () => stamps.push(performance.now()) });
+    const g = await generate(model, { prompts: ids }, { greedy: true, maxNewTokens: o.newTokens, eosTokenIds: [], onStep: () => stamps.push(performance.now()) });
+    // A kernel whose inputs exceed a device limit is rejected by validation and leaves garbage, not an error.
+    const bad = g.tokens.flat().find((t) => !(Number.isInteger(t) && t >= 0 && t < model.config.vocabSize));
+    if (bad !== undefined) throw new PersonaError(`generation produced token id ${bad}, outside the vocabulary 0..${model.config.vocabSize - 1}: the backend computed garbage`);
     return (stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1);
   };
   await timePrefill(model, ids);
