@@ -1,95 +1,9 @@
 /**
- * test/model/parity.test.ts on the webgpu backend, at the same tolerance: Hugging Face parity of hidden states and
- * logits (single sequence, left-padded batch), steering, directional ablation, batched greedy generation with a KV
- * cache in every mode the fixtures hold (plain, steering at all positions, steering of the response only, ablation),
- * and no tensors left behind. Values are read asynchronously (a GPU tensor cannot be read synchronously in Node).
+ * test/model/parity.test.ts on the webgpu backend, at the same tolerance (the suite is test/support/parity-suites.ts):
+ * Hugging Face parity of hidden states and logits, steering, ablation, greedy generation in every mode, no leak.
  */
-import * as tf from '@tensorflow/tfjs';
-import { Model } from '../../lib/model/checkpoint';
-import { generate } from '../../lib/model/generate';
-import { Intervention, ablate, interventionHooks, steer } from '../../lib/model/interventions';
-import { parityFixtures, readExpected, maxAbsDiff } from '../support/hf-parity';
+import { hfParityTests } from '../support/parity-suites';
 import { setUpWebGpuSuite } from './support';
 
-const TOL = 1e-4;
-
 setUpWebGpuSuite();
-
-describe.each(parityFixtures())('$name', ({ dir }) => {
-  const exp = readExpected(dir);
-  let model: Model;
-  beforeAll(async () => {
-    model = await Model.load(dir);
-  });
-  afterAll(() => model?.dispose());
-
-  test('single sequence: every hidden state and the logits', async () => {
-    const out = model.forward({ ids: [exp.single.input_ids] }, { hiddenStates: true });
-    try {
-      const hs = await Promise.all(out.hiddenStates!.map(async (t) => ((await t.array()) as number[][][])[0]));
-      expect(hs.length).toBe(exp.num_hidden_layers + 1);
-      hs.forEach((h, L) => expect(maxAbsDiff(h, exp.single.hidden_states[L], `hs${L}`)).toBeLessThan(TOL));
-      expect(maxAbsDiff(((await out.logits!.array()) as number[][][])[0], exp.single.logits)).toBeLessThan(TOL);
-    } finally {
-      tf.dispose([out.logits!, ...out.hiddenStates!]);
-    }
-  });
-
-  const vector = () => Float32Array.from(exp.steering.vector as number[]);
-  const steering = (positions: 'all' | 'response' = 'all'): Intervention[] => [steer(vector(), exp.steering.layer, exp.steering.coef, positions, exp.num_hidden_layers)];
-  const ablation = (): Intervention[] => [ablate(vector(), exp.ablation.layer, exp.num_hidden_layers)];
-  const run = async (ids: number[][], ivs: Intervention[], attentionMask?: number[][]) => {
-    const out = model.forward({ ids, attentionMask }, { hiddenStates: true, hooks: interventionHooks(ivs, model.config) });
-    try {
-      return {
-        logits: (await out.logits!.array()) as number[][][],
-        hs: (await Promise.all(out.hiddenStates!.map((t) => t.array()))) as number[][][][],
-      };
-    } finally {
-      tf.dispose([out.logits!, ...out.hiddenStates!]);
-    }
-  };
-  /** Logits of the left-padded batch at real positions only (as expected.json stores them). */
-  const realLogits = (logits: number[][][]) => logits.map((row, b) => row.slice(row.length - exp.batch.lengths[b]));
-
-  test('left-padded batch with attention mask', async () => {
-    const { logits } = await run(exp.batch.input_ids, [], exp.batch.attention_mask);
-    expect(maxAbsDiff(realLogits(logits), exp.batch.logits)).toBeLessThan(TOL);
-  });
-
-  test('steering (positions all): hidden states and logits, single and batch', async () => {
-    const single = await run([exp.single.input_ids], steering());
-    single.hs.forEach((h, L) => expect(maxAbsDiff(h[0], exp.steering.single.hidden_states[L], `hs${L}`)).toBeLessThan(TOL));
-    expect(maxAbsDiff(single.logits[0], exp.steering.single.logits)).toBeLessThan(TOL);
-    const batch = await run(exp.batch.input_ids, steering(), exp.batch.attention_mask);
-    expect(maxAbsDiff(realLogits(batch.logits), exp.steering.batch.logits)).toBeLessThan(TOL);
-  });
-
-  test('directional ablation: logits, single and batch', async () => {
-    expect(maxAbsDiff((await run([exp.single.input_ids], ablation())).logits[0], exp.ablation.single.logits)).toBeLessThan(TOL);
-    const batch = await run(exp.batch.input_ids, ablation(), exp.batch.attention_mask);
-    expect(maxAbsDiff(realLogits(batch.logits), exp.ablation.batch.logits)).toBeLessThan(TOL);
-  });
-
-  test.each([
-    ['plain', () => []],
-    ['steer_all', () => steering('all')],
-    ['steer_response', () => steering('response')],
-    ['ablate', () => ablation()],
-  ] as [string, () => Intervention[]][])('batched greedy generation with KV cache: %s', async (mode, ivs) => {
-    const g = exp.generation;
-    const res = await generate(model, { ids: exp.batch.input_ids, attentionMask: exp.batch.attention_mask }, {
-      greedy: true, maxNewTokens: g.max_new_tokens, eosTokenIds: [g.eos_token_id], padTokenId: g.pad_token_id, interventions: ivs(),
-    });
-    expect(res.tokens).toEqual(g[mode].new_tokens);
-  });
-
-  test('repeated forward and generate calls leave no tensors behind', async () => {
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) {
-      await run(exp.batch.input_ids, steering(), exp.batch.attention_mask);
-      await generate(model, { ids: exp.batch.input_ids, attentionMask: exp.batch.attention_mask }, { greedy: true, maxNewTokens: 3, interventions: ablation() });
-    }
-    expect(tf.memory().numTensors).toBe(before);
-  });
-});
+hfParityTests();
