@@ -42,12 +42,19 @@ export function tokenMatrix(value: string, flag: string): number[][] {
   return rows as number[][];
 }
 
+/** `--FLAG` must be a positive integer; checked before a command writes anything. */
+export function requirePositiveInt(argv: Record<string, unknown>, flag: string): void {
+  const v = argv[flag];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new PersonaError(`--${flag} must be a positive integer, got ${String(v)}`, { field: flag });
+}
+
 export function interventionOptions<T>(y: Argv<T>) {
   return y
     .option('steer', { type: 'string', describe: 'Steering vector: .safetensors or .pt with [hidden] or [N+1, hidden] (row L is used)' })
     .option('ablate', { type: 'string', describe: 'Vector whose direction is projected out at --layer' })
     .option('layer', { type: 'number', describe: 'Persona-vector layer L = hidden_states[L] = output of decoder layer L-1' })
-    .option('coef', { type: 'number', describe: 'Steering coefficient' })
+    // nargs 1: the next token is the value even when it is a negative number yargs would read as flags ('-1e-3').
+    .option('coef', { type: 'number', nargs: 1, describe: 'Steering coefficient' })
     .option('positions', { type: 'string', choices: POSITIONS as string[], default: 'all', describe: 'Where steering adds: all | prompt | response' });
 }
 

@@ -34,6 +34,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // `persona … | head`: the reader has all it wanted, so a closed stdout ends the run quietly and successfully.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
   main(hideBin(process.argv)).then((code) => {
     process.exitCode = code;
   });

@@ -5,7 +5,7 @@ import type { Positions } from '../../lib/model/interventions';
 import { artifactPath, readArtifacts } from '../../lib/persona/artifacts';
 import { SteeringSetting, evaluateSteering, steeringSettings } from '../../lib/persona/evaluate';
 import { Tokenizer } from '../../lib/tokenizer';
-import { layerVector, prepareBackend, writeJson } from '../common';
+import { layerVector, prepareBackend, requirePositiveInt, writeJson } from '../common';
 import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
 
 interface Args extends JudgeArgs {
@@ -25,12 +25,15 @@ export const evalCommand: CommandModule<object, Args> = {
         .option('out', { type: 'string', demandOption: true })
         .option('vector', { type: 'string', describe: 'Persona vector file (omit for an unsteered evaluation)' })
         .option('layer', { type: 'number' })
-        .option('coefs', { type: 'string', default: '0', describe: 'Comma-separated steering coefficients (0 = unsteered)' })
+        // nargs 1: '-2,0' as a separate token is the value, not short flags (yargs only does this for plain numbers).
+        .option('coefs', { type: 'string', nargs: 1, default: '0', describe: 'Comma-separated steering coefficients (0 = unsteered)' })
         .option('positions', { type: 'string', choices: ['all', 'prompt', 'response'], default: 'response' })
         .option('samples', { type: 'number', default: 10 })
         .option('system', { type: 'string', describe: 'System prompt for every rollout' }),
     )) as never,
   handler: async (argv) => {
+    // evaluateSteering writes the CSV header before generation would refuse these.
+    requirePositiveInt(argv as never, 'max-new-tokens');
     await prepareBackend(argv);
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'eval');
     const artifacts = readArtifacts(file);

@@ -13,7 +13,7 @@ import { extractPersonaVector } from '../../lib/persona/extract';
 import type { RolloutJudges } from '../../lib/persona/rollouts';
 import { Progress, startProgress } from '../../lib/progress';
 import { Tokenizer } from '../../lib/tokenizer';
-import { loadModel, prepareBackend, writeJson } from '../common';
+import { loadModel, prepareBackend, requirePositiveInt, writeJson } from '../common';
 
 /** Flags choosing the judge: an OpenAI-compatible model (paper), a local checkpoint, or the organism's rule-based judge. */
 export function judgeOptions<T>(y: Argv<T>) {
@@ -127,6 +127,7 @@ export const extractCommand: CommandModule<object, Args> = {
         .option('threshold', { type: 'number', default: 50 }),
     )) as never,
   handler: async (argv) => {
+    requirePositiveInt(argv as never, 'max-new-tokens'); // before any rollout file is started
     await prepareBackend(argv);
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'extract');
     const artifacts = readArtifacts(file);

@@ -7,7 +7,7 @@ import { MonitorCondition, gradedSystemPrompts, manyShotConditions, monitorProje
 import { readRolloutsCsv } from '../../lib/persona/rollouts-csv';
 import { PersonaVector } from '../../lib/persona/vector';
 import { Tokenizer } from '../../lib/tokenizer';
-import { jsonArg, prepareBackend, writeJson } from '../common';
+import { jsonArg, prepareBackend, requirePositiveInt, writeJson } from '../common';
 import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
 
 interface Args extends JudgeArgs {
@@ -29,7 +29,8 @@ export const monitorCommand: CommandModule<object, Args> = {
         .option('layer', { type: 'number', demandOption: true })
         .option('conditions', { type: 'string', describe: 'JSON [{label, system}] (inline or file); default: graded system prompts from the artifacts' })
         .option('shots-from', { type: 'string', describe: 'Rollouts CSV whose top-scored answers become many-shot examples' })
-        .option('shots', { type: 'string', default: '0,1,2,4', describe: 'Comma-separated K for --shots-from' })
+        // nargs 1: a separate '-1,2' is the value (then refused below), not short flags.
+        .option('shots', { type: 'string', nargs: 1, default: '0,1,2,4', describe: 'Comma-separated K for --shots-from' })
         .option('antonym', { type: 'string', default: 'helpful' })
         .option('samples', { type: 'number', default: 5 })
         .option('null-count', { type: 'number', default: 20 }),
@@ -37,13 +38,16 @@ export const monitorCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     // Checked up front: the library would only find out after every rollout had been generated.
     if (!Number.isInteger(argv['null-count']) || argv['null-count'] < 20) throw new PersonaError(`--null-count must be an integer >= 20 (random directions for the null), got ${argv['null-count']}`, { field: 'null-count' });
+    requirePositiveInt(argv as never, 'max-new-tokens');
+    const shots = argv.shots.split(',').map((s) => Number(s.trim()));
+    if (shots.some((k) => !Number.isInteger(k) || k < 0)) throw new PersonaError(`--shots must be non-negative integers separated by commas, got '${argv.shots}'`, { field: 'shots' });
     await prepareBackend(argv);
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'eval');
     const artifacts = readArtifacts(file);
     let conditions: MonitorCondition[];
     if (argv['shots-from']) {
       const rows = readRolloutsCsv(argv['shots-from'], argv.trait).rows.filter((r) => r.score !== null).sort((a, b) => b.score! - a.score!);
-      conditions = manyShotConditions(rows.map((r) => ({ question: r.question, answer: r.answer })), argv.shots.split(',').map(Number));
+      conditions = manyShotConditions(rows.map((r) => ({ question: r.question, answer: r.answer })), shots);
     } else if (argv.conditions) {
       const c = jsonArg(argv.conditions, 'conditions');
       if (!Array.isArray(c) || !c.every((x) => x && typeof x.label === 'string' && (x.system === undefined || typeof x.system === 'string')))
