@@ -2,8 +2,8 @@
  * Experiment config files (YAML or JSON): `extends` chains with deep merge, the top-level schema, and
  * error places — every problem names the file, the key path and (for YAML) the line where that key is set.
  *
- * Paths: output_dir and cache_dir are relative to the working directory (where `runs/` should appear);
- * input files named in params (models, datasets) are relative to the config file that names them.
+ * Paths: output_dir, cache_dir and input files named in params (models, datasets) are relative to the config
+ * file that sets them, so a run does not depend on the working directory.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -43,8 +43,8 @@ export const experimentSchema = z
     experiment: z.string().regex(NAME, 'letters, digits, ".", "_" or "-"').describe('Name; results go to output_dir/experiment/'),
     study: z.string().describe('Registered study that computes each cell (see the study tables below)'),
     description: z.string().optional().describe('Free text, copied into the summary'),
-    output_dir: z.string().default('runs').describe('Root of run folders, relative to the working directory'),
-    cache_dir: z.string().default('runs/cache').describe('Content-addressed cache shared by all experiments, relative to the working directory'),
+    output_dir: z.string().default('runs').describe('Root of run folders, relative to the config file that sets it (the default: to the named config)'),
+    cache_dir: z.string().default('runs/cache').describe('Content-addressed cache shared by all experiments, relative to the config file that sets it (the default: to the named config)'),
     seed: z.number().int().default(0).describe('Experiment seed handed to every cell (part of each cell id)'),
     params: z.record(z.string(), z.unknown()).default({}).describe("Fixed settings of every cell: the study's fields"),
     sweep: z
@@ -71,7 +71,7 @@ export interface LoadedConfigTree {
   file: string;
   /** Merged content of the chain, `extends` removed. */
   raw: Record<string, unknown>;
-  /** The chain, the named file first, then what it extends (depth first). */
+  /** The chain in precedence order: the named file first, then what it extends (the last of a list first, depth first). */
   sources: ConfigSource[];
 }
 
@@ -110,33 +110,36 @@ export function deepMerge(base: unknown, over: unknown): unknown {
 
 /** Reads `file` and everything it extends; refuses cycles. */
 export function readConfigTree(file: string): LoadedConfigTree {
-  const sources: ConfigSource[] = [];
-  const load = (f: string, stack: string[]): Record<string, unknown> => {
+  // Returns the merged content and the sources in precedence order (locate takes the first that has a key).
+  const load = (f: string, stack: string[]): { merged: Record<string, unknown>; sources: ConfigSource[] } => {
     const abs = path.resolve(f);
     if (stack.includes(abs)) {
       const chain = [...stack.slice(stack.indexOf(abs)), abs].map((p) => path.relative(process.cwd(), p) || p).join(' → ');
       throw new PersonaError(`'extends' makes a cycle: ${chain}`, { file: stack[stack.length - 1], field: 'extends' });
     }
     const src = parseFile(abs);
-    sources.push(src);
     if (!isPlainObject(src.value)) throw new PersonaError('a config must be a mapping of keys to values', { file: abs });
     const own = src.value;
     const ext = own.extends;
     let merged: unknown = {};
+    let inherited: ConfigSource[] = [];
     if (ext !== undefined) {
       const list = typeof ext === 'string' ? [ext] : Array.isArray(ext) && ext.every((e) => typeof e === 'string') ? (ext as string[]) : null;
       if (!list) throw new PersonaError("'extends' must be a file path or a list of file paths", { file: abs, field: 'extends', line: lineOf(src, ['extends']) });
       for (const e of list) {
         const target = path.resolve(path.dirname(abs), e);
         if (!fs.existsSync(target)) throw new PersonaError(`extends a file that does not exist: ${e}`, { file: abs, field: 'extends', line: lineOf(src, ['extends']) });
-        merged = deepMerge(merged, load(target, [...stack, abs]));
+        const sub = load(target, [...stack, abs]);
+        merged = deepMerge(merged, sub.merged);
+        inherited = [...sub.sources, ...inherited]; // a later file of the list wins over an earlier one
       }
     }
     const { extends: _drop, ...rest } = own;
-    return deepMerge(merged, rest) as Record<string, unknown>;
+    return { merged: deepMerge(merged, rest) as Record<string, unknown>, sources: [src, ...inherited] };
   };
   const abs = path.resolve(file);
-  return { file: abs, raw: load(abs, []), sources };
+  const { merged, sources } = load(abs, []);
+  return { file: abs, raw: merged, sources };
 }
 
 function lineOf(src: ConfigSource, keyPath: KeyPath): number | undefined {
@@ -190,22 +193,87 @@ export function configError(tree: LoadedConfigTree, keyPath: KeyPath, message: s
   return new PersonaError(message, { file: path.relative(process.cwd(), file) || file, line, field: formatKeyPath(keyPath) });
 }
 
-/** The first zod issue as a config error; unknown keys name the key itself. */
-export function zodIssueError(tree: LoadedConfigTree, issue: z.core.$ZodIssue, prefix: KeyPath, mapPath?: (p: KeyPath) => KeyPath): PersonaError {
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.length][b.length];
+}
+
+/** The valid key closest to a misspelled one, if it is close enough to be the likely intent. */
+export function closestKey(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dist = editDistance(key.toLowerCase(), c.toLowerCase());
+    if (dist < bestD) [best, bestD] = [c, dist];
+  }
+  return best !== undefined && bestD <= Math.max(1, Math.floor(Math.max(key.length, best.length) / 3)) ? best : undefined;
+}
+
+/** "unknown key 'k' (did you mean 'x'?)". */
+export function unknownKeyMessage(key: string, candidates: readonly string[]): string {
+  const near = closestKey(key, candidates);
+  return `unknown key '${key}'${near ? ` (did you mean '${near}'?)` : ''}`;
+}
+
+/**
+ * The issue to report: an unknown key before anything else, since a misspelled required key also makes
+ * that key "missing" and zod lists the missing one first.
+ */
+export function pickIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
+  return issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
+}
+
+/** Keys of the object schema at `p` inside `schema` (through defaults, optionals, nullables and arrays). */
+export function shapeKeysAt(schema: z.ZodType, p: readonly PropertyKey[]): string[] {
+  let s: unknown = schema;
+  const unwrap = () => {
+    for (let n = 0; n < 10 && s && !(s instanceof z.ZodObject); n++) {
+      const def = (s as { def?: { innerType?: unknown; element?: unknown } }).def;
+      s = def?.innerType ?? def?.element;
+    }
+  };
+  unwrap();
+  for (const k of p) {
+    if (typeof k === 'number') continue; // array index: unwrap already went to the element
+    if (!(s instanceof z.ZodObject)) return [];
+    s = (s.shape as Record<string, unknown>)[String(k)];
+    unwrap();
+  }
+  return s instanceof z.ZodObject ? Object.keys(s.shape) : [];
+}
+
+/** A zod issue as a config error; unknown keys name the key itself and the closest valid one of `schema`. */
+export function zodIssueError(tree: LoadedConfigTree, issue: z.core.$ZodIssue, prefix: KeyPath, mapPath?: (p: KeyPath) => KeyPath, schema?: z.ZodType): PersonaError {
   const rel = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0];
     const p = [...prefix, ...(mapPath ? mapPath([...rel, key]) : [...rel, key])];
-    return configError(tree, p, `unknown key '${key}'${issue.keys.length > 1 ? ` (also: ${issue.keys.slice(1).join(', ')})` : ''}`);
+    const also = issue.keys.length > 1 ? ` (also: ${issue.keys.slice(1).join(', ')})` : '';
+    return configError(tree, p, `${unknownKeyMessage(key, schema ? shapeKeysAt(schema, rel) : [])}${also}`);
   }
   const p = [...prefix, ...(mapPath ? mapPath(rel) : rel)];
   return configError(tree, p, issue.message);
+}
+
+/**
+ * output_dir or cache_dir as an absolute path: relative to the config file that sets it, or (the default)
+ * to the named config, so that runs and caches do not depend on the working directory.
+ */
+export function resolveConfigDir(tree: LoadedConfigTree, key: 'output_dir' | 'cache_dir', value: string): string {
+  return path.resolve(path.dirname(locate(tree, [key]).file), value);
 }
 
 /** Reads and validates the top level of an experiment config (the study validates params and sweep). */
 export function readExperimentFile(file: string): { tree: LoadedConfigTree; config: ExperimentFile } {
   const tree = readConfigTree(file);
   const r = experimentSchema.safeParse(tree.raw);
-  if (!r.success) throw zodIssueError(tree, r.error.issues[0], []);
+  if (!r.success) throw zodIssueError(tree, pickIssue(r.error.issues), [], undefined, experimentSchema);
   return { tree, config: r.data };
 }

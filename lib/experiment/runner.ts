@@ -19,7 +19,7 @@ import { startProgress } from '../progress';
 import { FigureSpec, Row, rowsToCsv, writeFigure } from '../plot';
 import { Cache, writeJsonAtomic } from './cache';
 import { Shard, cellId, shardOf } from './cells';
-import { LoadedConfigTree, configError, readExperimentFile } from './config';
+import { LoadedConfigTree, configError, readExperimentFile, resolveConfigDir } from './config';
 import { canonicalJson } from './hash';
 import { acquireLock, pidAlive } from './lock';
 import { CellContext, CellResult, CellSettings, ExperimentConfig, Study, expandProduct, getStudy, studyNames, validateContext } from './study';
@@ -38,9 +38,9 @@ export interface LoadedExperiment {
 }
 
 export interface LoadOptions {
-  /** Overrides output_dir (resolved against the working directory). */
+  /** Overrides output_dir (resolved against the working directory, like any command-line path). */
   outputDir?: string;
-  /** Overrides cache_dir. */
+  /** Overrides cache_dir (likewise). */
   cacheDir?: string;
 }
 
@@ -50,7 +50,7 @@ export function loadExperiment(file: string, opts: LoadOptions = {}): LoadedExpe
   const study = getStudy(f.study);
   if (!study) throw configError(tree, ['study'], `unknown study '${f.study}'; registered: ${studyNames().join(', ') || '(none)'}`);
   const { axes, product } = expandProduct(tree, f, study);
-  const outputDir = path.resolve(opts.outputDir ?? f.output_dir);
+  const outputDir = opts.outputDir !== undefined ? path.resolve(opts.outputDir) : resolveConfigDir(tree, 'output_dir', f.output_dir);
   const config: ExperimentConfig = {
     ...f,
     file: tree.file,
@@ -58,7 +58,7 @@ export function loadExperiment(file: string, opts: LoadOptions = {}): LoadedExpe
     axes,
     product,
     runDir: path.join(outputDir, f.experiment),
-    cacheDir: path.resolve(opts.cacheDir ?? f.cache_dir),
+    cacheDir: opts.cacheDir !== undefined ? path.resolve(opts.cacheDir) : resolveConfigDir(tree, 'cache_dir', f.cache_dir),
   };
   study.validate?.(config, validateContext(tree, config));
   const settings = study.cells ? study.cells(config) : product;
@@ -228,7 +228,9 @@ function removeStaleTemps(dir: string): void {
 /** plan.json: what the run folder is for; identical for every shard and every rerun of the same config. */
 function writePlan(exp: LoadedExperiment): void {
   const { config, cells } = exp;
-  const { product: _p, runDir: _r, cacheDir: _c, file: _f, dir: _d, ...settings } = config;
+  const { product: _p, runDir: _r, cacheDir: _c, file: _f, dir: _d, ...rest } = config;
+  // The directories actually used (after --output-dir/--cache-dir and resolution), not the config's text.
+  const settings = { ...rest, output_dir: path.dirname(config.runDir), cache_dir: config.cacheDir };
   const plan = { config: path.relative(process.cwd(), config.file) || config.file, settings, cells };
   const text = JSON.stringify(plan, null, 2) + '\n';
   const file = path.join(config.runDir, 'plan.json');

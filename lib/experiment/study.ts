@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { PersonaError } from '../errors';
 import type { Cache } from './cache';
 import type { FigureSpec } from '../plot';
-import { ExperimentFile, KeyPath, LoadedConfigTree, configError, locate } from './config';
+import { ExperimentFile, KeyPath, LoadedConfigTree, configError, locate, pickIssue, shapeKeysAt, unknownKeyMessage } from './config';
 
 /** Settings of one cell, after the study schema applied its defaults. */
 export type CellSettings = Record<string, unknown>;
@@ -81,10 +81,12 @@ export interface Study<P extends object = any, R extends object = any> {
   /** One cell's settings (use .strict() so that unknown keys are refused; .describe() and .default() feed configs/README.md). */
   schema: z.ZodObject;
   /**
-   * Fields holding file paths. A relative path is relative to the config file that sets it; when that is an
-   * extended file, the runner rebases it onto the named config's directory (so ids stay portable).
+   * Fields holding file paths (every one: a missing one breaks `extends` from another folder), dotted for
+   * nested fields ('judge.prompts'); a list of strings is a list of paths. A relative path is relative to the
+   * config file that sets it; when that is an extended file, the loader rebases it onto the named config's
+   * directory (so ids stay portable).
    */
-  pathFields?: string[];
+  pathFields?: readonly string[];
   validate?(config: ExperimentConfig<P>, ctx: ValidateContext): void;
   /** The cells to run; default: the cartesian product. */
   cells?(config: ExperimentConfig<P>): P[];
@@ -124,23 +126,32 @@ export function expandProduct(tree: LoadedConfigTree, file: ExperimentFile, stud
   const shape = study.schema.shape as Record<string, unknown>;
   const axes = Object.keys(file.sweep);
   for (const a of axes) {
-    if (!(a in shape)) throw configError(tree, ['sweep', a], `unknown key '${a}': study '${file.study}' has no such field (fields: ${Object.keys(shape).join(', ')})`);
+    if (!(a in shape)) throw configError(tree, ['sweep', a], `${unknownKeyMessage(a, Object.keys(shape))}: study '${file.study}' has no such field`);
     if (file.sweep[a].length === 0) throw configError(tree, ['sweep', a], 'empty sweep axis: give at least one value');
   }
   // Paths set in an extended file are relative to that file: rebase them onto the named config's directory.
   const rebase = (value: unknown, keyPath: KeyPath): unknown => {
+    if (Array.isArray(value)) return value.map((v, i) => rebase(v, [...keyPath, i]));
     if (typeof value !== 'string' || path.isAbsolute(value)) return value;
     const from = locate(tree, keyPath).file;
     if (from === tree.file) return value;
     return path.relative(path.dirname(tree.file), path.resolve(path.dirname(from), value)) || '.';
   };
-  const params: Record<string, unknown> = { ...file.params };
+  // Rebases the (possibly nested) field `rest` of `obj`, copying the objects on the way.
+  const rebaseIn = (obj: unknown, rest: string[], keyPath: KeyPath): unknown => {
+    if (!rest.length) return rebase(obj, keyPath);
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj) || !(rest[0] in obj)) return obj;
+    const o = obj as Record<string, unknown>;
+    return { ...o, [rest[0]]: rebaseIn(o[rest[0]], rest.slice(1), [...keyPath, rest[0]]) };
+  };
+  let params: unknown = { ...file.params };
   const sweep: Record<string, unknown[]> = { ...file.sweep };
   for (const f of study.pathFields ?? []) {
-    if (f in params) params[f] = rebase(params[f], ['params', f]);
-    if (f in sweep) sweep[f] = sweep[f].map((v, i) => rebase(v, ['sweep', f, i]));
+    const [head, ...rest] = f.split('.');
+    params = rebaseIn(params, [head, ...rest], ['params']);
+    if (head in sweep) sweep[head] = sweep[head].map((v, i) => rebaseIn(v, rest, ['sweep', head, i]));
   }
-  file.params = params;
+  file.params = params as Record<string, unknown>;
   file.sweep = sweep;
   const product: CellSettings[] = [];
   const idx = axes.map(() => 0);
@@ -150,13 +161,13 @@ export function expandProduct(tree: LoadedConfigTree, file: ExperimentFile, stud
     axes.forEach((a, i) => (raw[a] = file.sweep[a][idx[i]]));
     const r = study.schema.safeParse(raw);
     if (!r.success) {
-      const issue = r.error.issues[0];
+      const issue = pickIssue(r.error.issues);
       const where = (p: KeyPath): KeyPath => {
         const ai = axes.indexOf(String(p[0]));
         return ai >= 0 ? ['sweep', p[0], idx[ai], ...p.slice(1)] : ['params', ...p];
       };
-      const keyPath = issue.code === 'unrecognized_keys' ? where([issue.keys[0]]) : where(issue.path as KeyPath);
-      const msg = issue.code === 'unrecognized_keys' ? `unknown key '${issue.keys[0]}': study '${file.study}' has no such field` : issue.message;
+      const keyPath = issue.code === 'unrecognized_keys' ? where([...(issue.path as KeyPath), issue.keys[0]]) : where(issue.path as KeyPath);
+      const msg = issue.code === 'unrecognized_keys' ? `${unknownKeyMessage(issue.keys[0], shapeKeysAt(study.schema, issue.path))}: study '${file.study}' has no such field` : issue.message;
       throw configError(tree, keyPath, msg);
     }
     product.push(r.data as CellSettings);

@@ -8,6 +8,7 @@ import * as path from 'path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { PersonaError } from '../errors';
+import { closestKey, pickIssue, shapeKeysAt } from '../experiment/config';
 import { LORA_TARGETS } from './lora';
 import { SCHEDULERS } from './optimizer';
 
@@ -89,11 +90,12 @@ export function parseTrainConfig(raw: unknown, file: string): { config: TrainCon
     }
   const r = trainConfigSchema.safeParse(obj);
   if (!r.success) {
-    const issue = r.error.issues[0];
+    const issue = pickIssue(r.error.issues); // a misspelled required field is unknown, not missing
     if (issue.code === 'unrecognized_keys') {
       const key = issue.keys[0];
       const where = [...issue.path, key].join('.');
-      throw new PersonaError(`unknown field (not a training-config field)`, { file, field: where });
+      const near = closestKey(key, shapeKeysAt(trainConfigSchema, issue.path));
+      throw new PersonaError(`unknown field (not a training-config field${near ? `; did you mean '${near}'?` : ''})`, { file, field: where });
     }
     const field = issue.path.join('.');
     const got = issue.path.reduce<unknown>((o, k) => (o as Record<string | number, unknown>)?.[k as string], obj);

@@ -35,7 +35,7 @@ import { parseTrainConfig } from '../../train/config';
 import { runTraining } from '../../train/trainer';
 import { sha256Hex } from '../hash';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, cellJudges, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
+import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, cellJudges, loadOrganism, organismFields, organismVector, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
 import { EvalSettings, TraitEval, cachedFinetune, captionWith, evalTrait, finetuneConfig, finetuneOverrides, withFinetune } from './shift';
 
 export const ARMS = ['plain', 'inference', 'preventative_single', 'preventative_all', 'preventative_random', 'caft', 'projection_reg'] as const;
@@ -59,7 +59,7 @@ export const mitigationSchema = z
     kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe('Finetuning dataset family'),
     version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version (paper Fig. 7: the severe one, II)'),
     steer_layer: z.union([z.number().int().min(1), z.literal('auto')]).default('auto').describe("Steering layer of inference-time and single-layer preventative steering, CAFT with caft_layers 'steer' and projection regularization; auto: the steering study's chosen layer, read from steering_summary"),
-    steering_summary: z.string().optional().describe('summary.json of a steering run (relative to the working directory, like output_dir) for steer_layer: auto'),
+    steering_summary: z.string().optional().describe('summary.json of a steering run, relative to the config file (like output_dir), for steer_layer: auto'),
     positions: z.enum(POSITIONS as [Positions, ...Positions[]]).default('response').describe('Where inference-time steering adds the vector (as the steering study)'),
     inference_coefs: z.array(z.number().min(0)).default([0.5, 1, 2, 3, 4]).describe('Inference-time steering: the finetuned model is steered with −coef·v'),
     preventative_coefs: z.array(z.number().min(0)).default([0.5, 1, 2, 3, 4]).describe('Preventative steering at the steering layer: +coef·v during finetuning'),
@@ -115,10 +115,10 @@ export function mitigationCells(config: ExperimentConfig<MitigationCell>): Mitig
 }
 
 /** The steering layer: a number, or the chosen layer of `trait` in a steering run's summary.json. */
-export function resolveSteerLayer(cell: Pick<MitigationCell, 'steer_layer' | 'steering_summary' | 'trait'>, numLayers: number): number {
+export function resolveSteerLayer(cell: Pick<MitigationCell, 'steer_layer' | 'steering_summary' | 'trait'>, numLayers: number, resolvePath: (p: string) => string = (p) => path.resolve(p)): number {
   if (cell.steer_layer !== 'auto') return cell.steer_layer;
   if (!cell.steering_summary) throw new PersonaError("steer_layer is 'auto' but no steering_summary is given (the summary.json of a steering run)", { field: 'steering_summary' });
-  const file = path.resolve(cell.steering_summary);
+  const file = resolvePath(cell.steering_summary);
   if (!fs.existsSync(file)) throw new PersonaError(`steering summary not found: run the steering study first (e.g. persona run configs/organism/steering.yaml) or give steer_layer a number`, { file, field: 'steering_summary' });
   let s: { steering?: Record<string, { layer?: unknown }> };
   try {
@@ -193,7 +193,7 @@ export async function interventionFinetune(env: OrganismEnv, org: LoadedOrganism
 registerStudy<MitigationCell, MitigationResult>('mitigation', {
   description: 'Inference-time vs preventative steering (single layer, all layers), CAFT and projection regularization on a trait-eliciting finetune: trait, coherence, capability (paper Fig. 7)',
   schema: mitigationSchema,
-  pathFields: ['model', 'artifacts'],
+  pathFields: [...ORGANISM_PATH_FIELDS, 'steering_summary'],
   validate(config, ctx) {
     validateOrganism(ctx, ['steer_layer']);
     for (const { value, keyPath } of ctx.valuesOf('steer_layer'))
@@ -204,7 +204,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
     const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const N = org.model.config.numLayers;
-    const L = resolveSteerLayer(cell, N);
+    const L = resolveSteerLayer(cell, N, ctx.resolvePath);
     const arts = cellArtifacts(cell as OrganismCell, ctx.resolvePath);
     const judges = cellJudges(ctx, cell as OrganismCell, arts.eval, ctx.resolvePath);
     const vec = (await organismVector(ctx, org, cell as OrganismCell, arts.extract, seed, judges)).vector;

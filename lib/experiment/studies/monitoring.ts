@@ -37,6 +37,7 @@ import {
   promptProjections,
   sampleR,
   validateOrganism,
+  ORGANISM_PATH_FIELDS,
 } from './organism-common';
 
 export const monitoringSchema = z
@@ -71,6 +72,7 @@ export interface MonitoringResult extends MonitorStats, Record<string, unknown> 
 registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
   description: 'Last-prompt-token projection onto the persona vector vs trait score under graded system prompts and many-shot prompts (paper Fig. 4, Table 2)',
   schema: monitoringSchema,
+  pathFields: ORGANISM_PATH_FIELDS,
   validate(config, ctx) {
     validateOrganism(ctx, ['layer']);
     for (const { value, keyPath } of ctx.valuesOf('layer_by_trait'))

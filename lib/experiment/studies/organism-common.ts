@@ -21,6 +21,7 @@ import type { LinearAdapter } from '../../model/transformer';
 import { COHERENCE_PROMPT_NAME, loadJudgePrompts, selectJudgePrompt } from '../../judge/judge';
 import { JudgeCache } from '../../judge/cache';
 import { createCoherenceJudge, createOpenAIJudge } from '../../judge/openai-logprob';
+import { resolveEndpoint } from '../../llm/endpoint';
 import { OpenAIClient } from '../../llm/openai';
 import { OrganismJudge } from '../../organism/judge';
 import { TRAITS, Trait } from '../../organism/grammar';
@@ -72,6 +73,9 @@ export const organismFields = {
   extract_coherence_min: z.number().min(0).max(100).default(50).describe('Extraction filter: coherence of both answers ≥ this (paper: 50)'),
   judge: judgeSchema.default(judgeSchema.parse({})).describe('Judge of trait and coherence (mapping, keys judge.type, judge.model, …)'),
 };
+
+/** The path fields of organismFields (Study.pathFields): rebased when set in an extended config. */
+export const ORGANISM_PATH_FIELDS = ['model', 'artifacts', 'judge.prompts'] as const;
 
 export interface OrganismCell {
   model: string;
@@ -152,7 +156,9 @@ export function organismJudges(trait: Trait): RolloutJudges {
 export function cellJudges(env: OrganismEnv, cell: Pick<OrganismCell, 'trait' | 'judge'>, evalArtifacts: TraitArtifacts, resolvePath: (p: string) => string): RolloutJudges {
   const j = cell.judge;
   if (j.type === 'organism') return organismJudges(cell.trait);
-  const client = env.shared(`openai-client:${j.model}:${j.base_url ?? ''}`, () => new OpenAIClient({ model: j.model, baseURL: j.base_url, concurrency: j.concurrency }));
+  // Resolved (and key-checked) first so that every cell on one endpoint + model shares one client, hence one limiter.
+  const { base } = resolveEndpoint('openai', { baseURL: j.base_url }, { baseURL: 'judge.base_url', localHint: 'judge.base_url' });
+  const client = env.shared(`openai-client:${base}:${j.model}`, () => new OpenAIClient({ model: j.model, baseURL: base, concurrency: j.concurrency }));
   const store = env.shared(`judge-cache:${env.cache.root}:${j.model}`, () => new JudgeCache(path.join(env.cache.root, 'judge', `${j.model.replace(/[^A-Za-z0-9._-]+/g, '_')}.jsonl`)));
   const coherenceTemplate = j.prompts !== undefined ? selectJudgePrompt(loadJudgePrompts(resolvePath(j.prompts)), COHERENCE_PROMPT_NAME, j.prompts) : undefined;
   return {
@@ -641,6 +647,8 @@ export function splitConfigSections(file: string, outDir: string, pathParams: re
     const s = { ...(section as Record<string, unknown>) };
     const abs = (p: unknown) => (typeof p === 'string' ? path.resolve(here, p) : p);
     if (s.extends !== undefined) s.extends = Array.isArray(s.extends) ? s.extends.map(abs) : abs(s.extends);
+    // The section's own run and cache folders are relative to the sections file, not to where it is written.
+    for (const k of ['output_dir', 'cache_dir']) if (s[k] !== undefined) s[k] = abs(s[k]);
     // Path params: resolved against the file of the chain that sets them (the loader resolves against the named file only).
     const params = { ...((s.params as Record<string, unknown> | undefined) ?? {}) };
     const exts = s.extends === undefined ? [] : Array.isArray(s.extends) ? s.extends : [s.extends];

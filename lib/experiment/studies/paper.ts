@@ -192,6 +192,7 @@ export function paperReport(subSummaries: { experiment: string; study: string; f
 registerStudy<PaperCell, PaperResult>('paper', {
   description: "Runs the listed experiment configs in order and merges their summaries into one report of issue 6's findings (thresholds, pass/fail)",
   schema: paperSchema,
+  pathFields: ['configs'],
   validate(config, ctx) {
     const seen = new Set<string>();
     for (const { value, keyPath } of ctx.valuesOf('configs'))

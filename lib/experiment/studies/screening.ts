@@ -29,7 +29,7 @@ import { project } from '../../persona/vector';
 import { FigureSpec, Row, histogramPair, scatterWithFit } from '../../plot';
 import { sha256Hex } from '../hash';
 import { CellResult, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismEnv, TRAIT_ENUM, finite, loadOrganism, validateOrganism } from './organism-common';
+import { LoadedOrganism, TableRow, OrganismEnv, TRAIT_ENUM, finite, loadOrganism, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
 import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneDatasetFields, organismFieldsNoTrait, traitContext, withFinetune } from './shift';
 
 export const screeningSchema = z
@@ -84,7 +84,7 @@ export async function baseResponses(env: OrganismEnv, org: LoadedOrganism, promp
 registerStudy<ScreeningCell, ScreeningResult>('screening', {
   description: 'Projection difference of training data (dataset response − base response) along the persona vector: dataset level vs trait after finetuning, per-sample AUROC (paper Figs. 8–9)',
   schema: screeningSchema,
-  pathFields: ['model', 'artifacts'],
+  pathFields: ORGANISM_PATH_FIELDS,
   validate(config, ctx) {
     validateOrganism(ctx, ['layer'], configTraits(config.product));
   },

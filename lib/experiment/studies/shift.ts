@@ -30,7 +30,7 @@ import { mean } from '../../persona/stats';
 import type { PersonaVector } from '../../persona/vector';
 import { Caption, FigureSpec, Row, captionLines, lineChart, scatterWithFit } from '../../plot';
 import { CellResult, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector, validateOrganism } from './organism-common';
+import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
 
 /** The traits the paper measures after finetuning (its finetuning datasets target these three). */
 export const SHIFT_TRAITS: Trait[] = ['evil', 'sycophantic', 'hallucinating'];
@@ -226,7 +226,7 @@ interface DiffFile {
 registerStudy<ShiftCell, ShiftResult>('shift', {
   description: 'Finetuning shift along the persona vector vs trait score after finetuning, over every finetuning dataset (paper Figs. 5–6)',
   schema: shiftSchema,
-  pathFields: ['model', 'artifacts'],
+  pathFields: ORGANISM_PATH_FIELDS,
   validate(config, ctx) {
     validateOrganism(ctx, ['layer'], configTraits(config.product));
   },

@@ -26,7 +26,7 @@ import { bootstrapCI, gaussianSampler, mean, randomDirection, stderr } from '../
 import type { Row } from '../../plot';
 import { FigureSpec, lineChart } from '../../plot';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { OrganismCell, TableRow, cachedRollouts, cellJudges, cellArtifacts, finite, loadOrganism, organismFields, organismVector, validateOrganism } from './organism-common';
+import { OrganismCell, TableRow, cachedRollouts, cellJudges, cellArtifacts, finite, loadOrganism, organismFields, organismVector, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
 
 export const COHERENT = 75;
 export const MONOTONE_TOLERANCE = 5;
@@ -297,6 +297,7 @@ const fmt1 = (x: number) => String(Math.round(x * 10) / 10);
 registerStudy<SteeringCell, SteeringResult>('steering', {
   description: 'Trait score and coherence of the organism steered along a persona vector, by layer and coefficient (paper Fig. 3)',
   schema: steeringSchema,
+  pathFields: ORGANISM_PATH_FIELDS,
   validate(_config, ctx) {
     validateOrganism(ctx, ['layer']);
   },
