@@ -4,7 +4,8 @@ import { PersonaError } from '../../lib/errors';
 import { JudgeCache } from '../../lib/judge/cache';
 import { COHERENCE_PROMPT_NAME, DEFAULT_COHERENCE_PROMPT, Judge, loadJudgePrompts, selectJudgePrompt } from '../../lib/judge/judge';
 import { createLocalJudge } from '../../lib/judge/local';
-import { createOpenAIJudge } from '../../lib/judge/openai-logprob';
+import { JUDGE_FLAGS, checkOpenAIJudgeEndpoint, createOpenAIJudge } from '../../lib/judge/openai-logprob';
+import { OpenAIClient } from '../../lib/llm/openai';
 import { isTrait } from '../../lib/organism/grammar';
 import { OrganismJudge } from '../../lib/organism/judge';
 import type { Model } from '../../lib/model/checkpoint';
@@ -22,9 +23,14 @@ export function judgeOptions<T>(y: Argv<T>) {
     .option('judge-model', { type: 'string', describe: 'OpenAI-compatible judge model (e.g. gpt-4.1-mini-2025-04-14)' })
     .option('judge-base-url', { type: 'string', describe: 'Judge API base URL incl. /v1 (default $OPENAI_BASE_URL or OpenAI)' })
     .option('judge-local', { type: 'string', describe: 'Checkpoint directory of a local judge model (instead of an API)' })
-    .option('judge-concurrency', { type: 'number', default: 8 })
+    .option('judge-concurrency', { type: 'number', default: 8, describe: 'Judge API requests in flight (trait and coherence judges together)' })
     .option('judge-prompts', { type: 'string', describe: "judge_prompts.json with the coherence prompt ('coherence_0_100'); default: the project's own" })
-    .option('judge-cache', { type: 'string', describe: 'Judge cache JSONL (default <out>/judge-cache.jsonl)' });
+    .option('judge-cache', { type: 'string', describe: 'Judge cache JSONL (default <out>/judge-cache.jsonl)' })
+    // At parse time, so a missing OPENAI_API_KEY or a bad URL fails before any model is loaded.
+    .check((a) => {
+      if (a['judge-model'] && !a['judge-local'] && a.judge !== 'organism') checkOpenAIJudgeEndpoint({ baseURL: a['judge-base-url'], concurrency: a['judge-concurrency'] }, JUDGE_FLAGS);
+      return true;
+    });
 }
 
 export interface JudgeArgs {
@@ -48,7 +54,9 @@ export async function judgesFrom(argv: JudgeArgs, trait: string, traitPrompt: st
     return { judges: { trait: mk(traitPrompt, 'trait'), coherence: mk(coherence, 'coherence') }, dispose: () => m.dispose() };
   }
   if (!argv['judge-model']) throw new PersonaError('give --judge-model NAME (OpenAI-compatible API), --judge-local DIR or --judge organism', { field: 'judge-model' });
-  const client = { model: argv['judge-model'], baseURL: argv['judge-base-url'], concurrency: argv['judge-concurrency'] };
+  checkOpenAIJudgeEndpoint({ baseURL: argv['judge-base-url'], concurrency: argv['judge-concurrency'] }, JUDGE_FLAGS);
+  // One client, so trait and coherence judges share its limiter: --judge-concurrency caps requests in flight, not per judge.
+  const client = new OpenAIClient({ model: argv['judge-model'], baseURL: argv['judge-base-url'], concurrency: argv['judge-concurrency'] });
   return { judges: { trait: createOpenAIJudge({ client, template: traitPrompt, cache, name: 'trait' }), coherence: createOpenAIJudge({ client, template: coherence, cache, name: 'coherence' }) }, dispose: () => undefined };
 }
 

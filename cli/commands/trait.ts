@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { PersonaError } from '../../lib/errors';
 import { AnthropicClient } from '../../lib/llm/anthropic';
+import { resolveEndpoint } from '../../lib/llm/endpoint';
 import { OpenAIClient } from '../../lib/llm/openai';
 import { generateArtifacts, loadGenerationPrompt, writeArtifacts } from '../../lib/persona/artifacts';
 import { printTable } from './extract';
@@ -12,20 +13,23 @@ export const traitCommand: CommandModule<object, Args> = {
   describe: 'trait new NAME --description TEXT: generate extraction + evaluation artifacts with an LLM',
   builder: (y) =>
     y
-      .positional('action', { type: 'string', choices: ['new'] })
-      .positional('name', { type: 'string' })
-      .option('description', { type: 'string', demandOption: true })
+      .positional('action', { type: 'string', choices: ['new'], describe: "What to do ('new': generate a trait's artifacts)" })
+      .positional('name', { type: 'string', describe: 'Trait name; the artifacts are written as <name>.json' })
+      .option('description', { type: 'string', demandOption: true, describe: 'What the trait means, in a sentence or two' })
       .option('out', { type: 'string', default: '.', describe: 'Directory receiving trait_data_extract/ and trait_data_eval/' })
-      .option('provider', { type: 'string', choices: ['anthropic', 'openai'], default: 'anthropic' })
-      .option('llm-model', { type: 'string', demandOption: true })
-      .option('base-url', { type: 'string' })
+      .option('provider', { type: 'string', choices: ['anthropic', 'openai'], default: 'anthropic', describe: 'API of --llm-model: anthropic (needs ANTHROPIC_API_KEY) or OpenAI-compatible (OPENAI_API_KEY for api.openai.com)' })
+      .option('llm-model', { type: 'string', demandOption: true, describe: 'Model that writes the artifacts (e.g. claude-3-7-sonnet-latest)' })
+      .option('base-url', { type: 'string', describe: 'API base URL (default $ANTHROPIC_BASE_URL / $OPENAI_BASE_URL, else the provider\'s API)' })
       .option('generation-prompt', { type: 'string', describe: "The paper's artifact_generation_prompts.json (default: the project's own prompt)" })
-      .option('question-instruction', { type: 'string' })
-      .option('retries', { type: 'number', default: 3 })
-      .option('max-tokens', { type: 'number', default: 16000 }) as never,
+      .option('question-instruction', { type: 'string', describe: 'Extra instruction for the questions the model writes' })
+      .option('retries', { type: 'number', default: 3, describe: 'New generations when the reply is not valid artifact JSON' })
+      .option('max-tokens', { type: 'number', default: 16000, describe: 'Reply token limit per generation' }) as never,
   handler: async (argv) => {
     if (!argv.description.trim()) throw new PersonaError('--description is empty', { field: 'description' });
-    const client = argv.provider === 'anthropic' ? new AnthropicClient({ model: argv['llm-model'], baseURL: argv['base-url'] }) : new OpenAIClient({ model: argv['llm-model'], baseURL: argv['base-url'] });
+    // Keys and base URL are checked here, before any request (the clients check the same, naming no flag).
+    const endpoint = { baseURL: argv['base-url'] };
+    resolveEndpoint(argv.provider === 'anthropic' ? 'anthropic' : 'openai', endpoint, { baseURL: '--base-url', localHint: '--base-url' });
+    const client = argv.provider === 'anthropic' ? new AnthropicClient({ model: argv['llm-model'], ...endpoint }) : new OpenAIClient({ model: argv['llm-model'], ...endpoint });
     const a = await generateArtifacts({
       trait: argv.name, description: argv.description, client, maxRetries: argv.retries, questionInstruction: argv['question-instruction'],
       promptTemplate: argv['generation-prompt'] ? loadGenerationPrompt(argv['generation-prompt']) : undefined, chatOptions: { maxTokens: argv['max-tokens'] },

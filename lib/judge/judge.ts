@@ -209,7 +209,16 @@ export interface LogprobJudgeOptions {
   cache?: TopLogprobStore;
   /** Short label for the prompt in `id` (default: a hash of the template). */
   name?: string;
+  /**
+   * Fail once this many answers in a row, from the first, got no usable score (default 8, one default
+   * batch): a judge that never scores is misconfigured, and its NaN means would pass for results.
+   * Refusals after the judge has scored once stay nulls, as in the paper. 0 disables the check.
+   */
+  failAfterUnscored?: number;
 }
+
+/** Default of LogprobJudgeOptions.failAfterUnscored. */
+export const DEFAULT_FAIL_AFTER_UNSCORED = 8;
 
 /** A judge that renders the prompt, gets one token's top logprobs and aggregates them (the paper's method). */
 export class LogprobJudge implements Judge {
@@ -251,7 +260,65 @@ export class LogprobJudge implements Judge {
     }
   }
 
+  /** Answers scored / not scored so far by this judge. */
+  readonly counts = { scored: 0, unscored: 0 };
+  private pending = 0;
+  private held: { resolve: (v: null) => void; reject: (e: Error) => void }[] = [];
+
   async score(question: string, answer: string): Promise<number | null> {
-    return aggregateScore(this.scale, await this.topLogprobs(question, answer), { minMass: this.opts.minMass });
+    this.pending++;
+    let top: TopLogprob[];
+    try {
+      top = await this.topLogprobs(question, answer);
+      this.pending--;
+    } catch (err) {
+      // Held nulls must never outlive the last request, or their callers would wait forever.
+      if (--this.pending === 0) this.release();
+      throw err;
+    }
+    const s = aggregateScore(this.scale, top, { minMass: this.opts.minMass });
+    if (s !== null && Number.isFinite(s)) {
+      this.counts.scored++;
+      this.release();
+      return s;
+    }
+    this.counts.unscored++;
+    const limit = this.opts.failAfterUnscored ?? DEFAULT_FAIL_AFTER_UNSCORED;
+    if (limit <= 0 || this.counts.scored > 0) return null;
+    if (this.counts.unscored >= limit) {
+      const err = new PersonaError(`judge ${this.id} gave no usable score for any of its first ${this.counts.unscored} answers; its last reply's top tokens were ${describeTop(top)}, none a score on the ${this.scale} scale`);
+      this.release(err);
+      throw err;
+    }
+    // Until the judge has scored once, nulls wait while other answers are being judged: a judge that never
+    // scores then fails the whole batch, so no unscored row is written before the error.
+    if (this.pending === 0) {
+      this.release();
+      return null;
+    }
+    return new Promise<null>((resolve, reject) => this.held.push({ resolve, reject }));
   }
+
+  /** Settles the held nulls: as null, or rejected with `err`. */
+  private release(err?: Error): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) (err ? h.reject(err) : h.resolve(null));
+  }
+}
+
+/** The first few tokens of a reply with their probabilities, for error messages. */
+function describeTop(top: readonly TopLogprob[]): string {
+  if (!top.length) return '(none: the API returned no logprobs)';
+  const shown = top.slice(0, 5).map((t) => `${JSON.stringify(t.token)} (p=${Math.exp(t.logprob).toFixed(2)})`).join(', ');
+  return top.length > 5 ? `${shown}, …` : shown;
+}
+
+/**
+ * Throws when every answer a batch of scores covers went unscored (or the mean is NaN), naming the judge:
+ * for the places that turn judge scores into means, so "NaN" is never printed as a result.
+ */
+export function requireScores(judgeId: string, scores: readonly (number | null)[]): void {
+  const usable = scores.filter((v): v is number => v !== null && Number.isFinite(v));
+  if (scores.length > 0 && usable.length === 0) throw new PersonaError(`judge ${judgeId} gave no usable score for any of ${scores.length} answers (all refusals or no score tokens): check the judge model and prompt`);
 }

@@ -78,11 +78,12 @@ export interface LocalJudgeOptions extends LocalScorerOptions {
   cache?: TopLogprobStore;
   name?: string;
   minMass?: number;
+  failAfterUnscored?: number;
 }
 
 export function createLocalJudge(model: Model, tokenizer: Tokenizer, opts: LocalJudgeOptions): LogprobJudge {
   const scorer = new LocalNextTokenScorer(model, tokenizer, opts);
-  return new LogprobJudge({ scorer, template: opts.template, scale: opts.scale, cache: opts.cache, name: opts.name, minMass: opts.minMass });
+  return new LogprobJudge({ scorer, template: opts.template, scale: opts.scale, cache: opts.cache, name: opts.name, minMass: opts.minMass, failAfterUnscored: opts.failAfterUnscored });
 }
 
 export function createLocalCoherenceJudge(model: Model, tokenizer: Tokenizer, opts: Omit<LocalJudgeOptions, 'template' | 'scale'> & { template?: string } = {}): LogprobJudge {

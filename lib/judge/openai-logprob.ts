@@ -1,3 +1,5 @@
+import { PersonaError } from '../errors';
+import { resolveEndpoint } from '../llm/endpoint';
 import { OpenAIClient, OpenAIClientOptions } from '../llm/openai';
 import { TopLogprob } from '../llm/types';
 import { COHERENCE_PROMPT_NAME, DEFAULT_COHERENCE_PROMPT, LogprobJudge, NextTokenScorer, ScoreScale, TopLogprobStore } from './judge';
@@ -25,14 +27,28 @@ export interface OpenAIJudgeOptions {
   cache?: TopLogprobStore;
   name?: string;
   minMass?: number;
+  failAfterUnscored?: number;
 }
 
 export function createOpenAIJudge(opts: OpenAIJudgeOptions): LogprobJudge {
   const client = opts.client instanceof OpenAIClient ? opts.client : new OpenAIClient(opts.client);
-  return new LogprobJudge({ scorer: new OpenAINextTokenScorer(client), template: opts.template, scale: opts.scale, cache: opts.cache, name: opts.name, minMass: opts.minMass });
+  return new LogprobJudge({ scorer: new OpenAINextTokenScorer(client), template: opts.template, scale: opts.scale, cache: opts.cache, name: opts.name, minMass: opts.minMass, failAfterUnscored: opts.failAfterUnscored });
 }
 
 /** Coherence judge: the same method with the coherence prompt (the paper's, if loaded, else the project's). */
 export function createCoherenceJudge(opts: Omit<OpenAIJudgeOptions, 'template' | 'scale'> & { template?: string }): LogprobJudge {
   return createOpenAIJudge({ ...opts, template: opts.template ?? DEFAULT_COHERENCE_PROMPT, scale: '0_100', name: opts.name ?? (opts.template ? undefined : `default-${COHERENCE_PROMPT_NAME}`) });
+}
+
+/** The CLI's names for the judge endpoint settings, for error messages. */
+export const JUDGE_FLAGS = { baseURL: '--judge-base-url', concurrency: '--judge-concurrency' };
+
+/**
+ * Checks an API judge's settings before any work: concurrency, base URL and (for api.openai.com)
+ * OPENAI_API_KEY; each error is one line naming the setting in `names` or the environment variable.
+ */
+export function checkOpenAIJudgeEndpoint(o: { baseURL?: string; concurrency?: number }, names: { baseURL?: string; concurrency?: string } = {}): void {
+  const c = o.concurrency;
+  if (c !== undefined && (!Number.isInteger(c) || c < 1)) throw new PersonaError(`${names.concurrency ?? 'concurrency'} must be a positive integer, got ${c}`);
+  resolveEndpoint('openai', { baseURL: o.baseURL }, { baseURL: names.baseURL, localHint: names.baseURL });
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { resolveEndpoint } from './endpoint';
 import { postJson, RetryOptions, Semaphore } from './http';
 import { ChatClient, ChatMessage, ChatOptions } from './types';
 
@@ -30,10 +31,10 @@ export class AnthropicClient implements ChatClient {
 
   constructor(opts: AnthropicClientOptions) {
     this.model = opts.model;
-    const base = (opts.baseURL ?? process.env.ANTHROPIC_BASE_URL ?? 'https://api.anthropic.com').replace(/\/+$/, '');
+    // Throws before any request on a missing key (api.anthropic.com) or a malformed base URL.
+    const { base, apiKey } = resolveEndpoint('anthropic', opts);
     this.url = `${base}/v1/messages`;
     this.id = `anthropic:${base}:${opts.model}`;
-    const apiKey = opts.apiKey ?? process.env.ANTHROPIC_API_KEY;
     this.headers = { 'anthropic-version': opts.apiVersion ?? '2023-06-01', ...(apiKey ? { 'x-api-key': apiKey } : {}) };
     this.defaultMaxTokens = opts.defaultMaxTokens ?? 8192;
     this.retry = { ...opts, limiter: opts.limiter ?? new Semaphore(opts.concurrency ?? 4) };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { resolveEndpoint } from './endpoint';
 import { postJson, RetryOptions, Semaphore } from './http';
 import { ChatClient, ChatMessage, ChatOptions, TopLogprob } from './types';
 
@@ -10,7 +11,7 @@ export interface OpenAIClientOptions extends RetryOptions {
   model: string;
   /** Default: $OPENAI_BASE_URL, else https://api.openai.com/v1. */
   baseURL?: string;
-  /** Default: $OPENAI_API_KEY; omitted from the request when unset (local servers need none). */
+  /** Default: $OPENAI_API_KEY; omitted from the request when unset (local servers need none; api.openai.com does). */
   apiKey?: string;
   /** Max requests in flight for this client when no shared `limiter` is given. */
   concurrency?: number;
@@ -41,10 +42,10 @@ export class OpenAIClient implements ChatClient {
 
   constructor(opts: OpenAIClientOptions) {
     this.model = opts.model;
-    const base = (opts.baseURL ?? process.env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1').replace(/\/+$/, '');
+    // Throws before any request on a missing key (api.openai.com) or a malformed base URL.
+    const { base, apiKey } = resolveEndpoint('openai', opts);
     this.url = `${base}/chat/completions`;
     this.id = `openai:${base}:${opts.model}`;
-    const apiKey = opts.apiKey ?? process.env.OPENAI_API_KEY;
     this.headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
     this.retry = { ...opts, limiter: opts.limiter ?? new Semaphore(opts.concurrency ?? 8) };
   }
