@@ -65,6 +65,44 @@ export function directionForRow(row: number): number {
   return row - 1;
 }
 
+/** "2..5, 7" for sorted integers: runs of 2+ consecutive values collapse to a range. */
+function formatRuns(xs: number[], prefix = ''): string {
+  const parts: string[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j] + 1) j++;
+    parts.push(j > i ? `${prefix}${xs[i]}..${prefix}${xs[j]}` : `${prefix}${xs[i]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
+}
+
+/**
+ * One line saying which vector rows an export wrote to which direction.<k>, and why rows are missing.
+ * `numRows` is the vector's row count (N+1), or undefined for a single-layer vector. The export itself
+ * is silent about rows 0 and 1, so users would otherwise not know they were dropped.
+ */
+export function describeRowExport(rows: number[], numRows?: number): string {
+  const sorted = [...rows].sort((a, b) => a - b);
+  let line = `wrote ${sorted.length === 1 ? 'row' : 'rows'} ${formatRuns(sorted)} (hidden_states index) as llama.cpp control-vector ${formatRuns(sorted.map(directionForRow), 'direction.')}`;
+  if (numRows !== undefined) {
+    const skipped = Array.from({ length: numRows }, (_, i) => i).filter((L) => !sorted.includes(L));
+    const early = skipped.filter((L) => L < 2);
+    const other = skipped.filter((L) => L >= 2);
+    const why: string[] = [];
+    if (early.length) {
+      const names = early.map((L) => (L === 0 ? 'row 0 (embedding output)' : 'row 1 (block 0 output)')).join(' and ');
+      why.push(`skipped ${names}: llama.cpp steers only the outputs of decoder blocks 1.. (its loader rejects direction.0)`);
+    }
+    if (other.length) why.push(`skipped ${other.length === 1 ? 'row' : 'rows'} ${formatRuns(other)}: not requested`);
+    if (why.length) line += `; ${why.join('; ')}`;
+    const last = numRows - 1;
+    // HF's last hidden state is taken after the final norm; llama.cpp adds the direction before it.
+    if (sorted.includes(last) && last >= 2) line += `; row ${last} (HF's last hidden state, after the final norm) is added before the final norm in llama.cpp`;
+  }
+  return line;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Writing
 

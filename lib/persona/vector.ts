@@ -15,7 +15,7 @@ import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors';
 import { readTorchPt, writeTorchPt } from '../io/torch-pt';
-import { directionForRow, readControlVector, rowForDirection, writeControlVector } from '../io/gguf';
+import { describeRowExport, directionForRow, readControlVector, rowForDirection, writeControlVector } from '../io/gguf';
 import { gaussianSampler, randomDirection } from './stats';
 
 export type ExtractionMethod = 'response_avg_diff' | 'prompt_avg_diff' | 'prompt_last_diff';
@@ -226,8 +226,13 @@ export class PersonaVector {
   /**
    * Write a llama.cpp control vector. `rows` are hidden_states indices (default: every row that llama.cpp
    * can steer, 2..N); row L becomes direction.<L-1> (see lib/io/gguf.ts for the mapping).
+   * Returns one line saying which rows went to which directions and which were skipped, and why.
    */
-  saveGguf(file: string, opts: { modelHint: string; rows?: number[] }): void {
+  saveGguf(file: string, opts: { modelHint: string; rows?: number[] }): string {
+    if (opts.rows === undefined && this.meta.singleLayer === undefined && this.numRows === 1) {
+      // Guessing would silently steer the wrong block: a bare [hidden] direction needs its layer.
+      throw new PersonaError(`vector ${this.source ?? this.name} is a single [${this.hidden}] direction of unknown layer; give its hidden_states index (--layer L, L >= 2) to export it to GGUF`, { file });
+    }
     const rows = opts.rows ?? (this.meta.singleLayer !== undefined
       ? [this.meta.singleLayer]
       : Array.from({ length: Math.max(0, this.numRows - 2) }, (_, i) => i + 2));
@@ -237,6 +242,7 @@ export class PersonaVector {
       directions.set(directionForRow(L), this.layer(L));
     }
     writeControlVector(file, directions, { modelHint: opts.modelHint });
+    return describeRowExport(rows, this.numLayers !== undefined ? this.numRows : undefined);
   }
 
   /** Load .safetensors (ours or any file with one tensor), .pt (the paper's) or .gguf (control vector). */
@@ -390,4 +396,123 @@ export function project(acts: Float32Array, n: number, hidden: number, direction
     out[r] = dot / norm;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Algebra across vectors (compare, weighted sums, orthogonalization); sums in float64.
+
+/** A vector's file (else its name) and shape, for one-line errors that name both operands. */
+function describe(v: PersonaVector): string {
+  const shape = v.meta.singleLayer !== undefined ? `[${v.hidden}] (layer ${v.meta.singleLayer})` : v.numRows === 1 ? `[${v.hidden}]` : `[${v.numRows}, ${v.hidden}]`;
+  return `${v.source ?? v.name} ${shape}`;
+}
+
+/**
+ * The hidden_states indices two vectors share, or an error naming both shapes. Both must have the same
+ * hidden size and layer count; single-layer vectors must be the same layer (a bare [hidden] one without a
+ * known layer matches any, and its row is reported as layer undefined when neither knows it).
+ */
+function commonRows(a: PersonaVector, b: PersonaVector, op: string): (number | undefined)[] {
+  const fail = (why: string): never => {
+    throw new PersonaError(`${op}: ${describe(a)} and ${describe(b)} ${why}`);
+  };
+  if (!(a instanceof PersonaVector) || !(b instanceof PersonaVector)) throw new PersonaError(`${op}: operand is not a PersonaVector`);
+  if (a.hidden !== b.hidden) fail(`differ in hidden size (${a.hidden} vs ${b.hidden})`);
+  if (a.numRows !== b.numRows) fail(`differ in layer count (${a.numRows} vs ${b.numRows} rows)`);
+  if (a.numRows > 1) return Array.from({ length: a.numRows }, (_, i) => i);
+  const la = a.meta.singleLayer;
+  const lb = b.meta.singleLayer;
+  if (la !== undefined && lb !== undefined && la !== lb) fail(`are different layers (${la} vs ${lb})`);
+  return [la ?? lb];
+}
+
+function dot(x: Float32Array, xo: number, y: Float32Array, yo: number, n: number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += x[xo + i] * y[yo + i];
+  return s;
+}
+
+export interface LayerComparison {
+  /** hidden_states index; undefined for two bare [hidden] directions of unknown layer. */
+  layer: number | undefined;
+  /** null when either row is all zeros (no direction to compare). */
+  cosine: number | null;
+  normA: number;
+  normB: number;
+}
+
+/** Per layer: cosine similarity of a's and b's rows and each row's norm. */
+export function compareVectors(a: PersonaVector, b: PersonaVector): LayerComparison[] {
+  const layers = commonRows(a, b, 'compare');
+  const h = a.hidden;
+  return layers.map((layer, r) => {
+    const o = r * h;
+    const na = Math.sqrt(dot(a.data, o, a.data, o, h));
+    const nb = Math.sqrt(dot(b.data, o, b.data, o, h));
+    const cosine = na > 0 && nb > 0 ? Math.max(-1, Math.min(1, dot(a.data, o, b.data, o, h) / (na * nb))) : null;
+    return { layer, cosine, normA: na, normB: nb };
+  });
+}
+
+export interface CombineTerm {
+  vector: PersonaVector;
+  weight: number;
+}
+
+/** Where a vector came from, for combine's metadata: its file if loaded, else its name. */
+const sourceOf = (v: PersonaVector) => v.source ?? v.name;
+
+/** Per layer, a − (a·ĉ)ĉ: a with its component along c removed. Zero rows of c (no direction) leave a unchanged. */
+function orthogonalizeRows(a: Float64Array, c: PersonaVector): void {
+  const h = c.hidden;
+  for (let r = 0; r < c.numRows; r++) {
+    const o = r * h;
+    let cc = 0;
+    let ac = 0;
+    for (let i = 0; i < h; i++) {
+      cc += c.data[o + i] * c.data[o + i];
+      ac += a[o + i] * c.data[o + i];
+    }
+    if (cc === 0) continue;
+    const k = ac / cc;
+    for (let i = 0; i < h; i++) a[o + i] -= k * c.data[o + i];
+  }
+}
+
+/**
+ * Σ weight·vector, optionally orthogonalized per layer against `orthogonalizeAgainst`. All vectors must
+ * share one shape. meta records the operation, sources and weights so the file says how it was made.
+ */
+export function combineVectors(terms: CombineTerm[], opts: { orthogonalizeAgainst?: PersonaVector } = {}): PersonaVector {
+  if (!Array.isArray(terms) || terms.length === 0) throw new PersonaError('combine: no vectors to combine');
+  const first = terms[0].vector;
+  let singleLayer = first.meta.singleLayer;
+  const others = [...terms.slice(1).map((t) => t.vector), ...(opts.orthogonalizeAgainst ? [opts.orthogonalizeAgainst] : [])];
+  for (const v of others) {
+    const [L] = commonRows(first, v, 'combine');
+    if (first.numRows === 1) singleLayer ??= L;
+  }
+  const acc = new Float64Array(first.data.length);
+  for (const { vector, weight } of terms) {
+    if (!Number.isFinite(weight)) throw new PersonaError(`combine: weight ${weight} for ${sourceOf(vector)} is not finite`);
+    for (let i = 0; i < acc.length; i++) acc[i] += weight * vector.data[i];
+  }
+  const c = opts.orthogonalizeAgainst;
+  if (c) orthogonalizeRows(acc, c);
+  const meta: VectorMeta = {
+    layerConvention: 'hf_hidden_states',
+    operation: c ? 'weighted_sum_orthogonalized' : 'weighted_sum',
+    sources: terms.map((t) => sourceOf(t.vector)),
+    weights: terms.map((t) => t.weight),
+  };
+  if (c) meta.orthogonalizedAgainst = sourceOf(c);
+  const models = new Set(terms.map((t) => t.vector.meta.model));
+  if (models.size === 1 && first.meta.model !== undefined) meta.model = first.meta.model;
+  if (singleLayer !== undefined) meta.singleLayer = singleLayer;
+  return new PersonaVector(Float32Array.from(acc), first.numRows, first.hidden, meta);
+}
+
+/** Per layer a − (a·b̂)b̂ (combine with one term of weight 1). */
+export function orthogonalize(a: PersonaVector, against: PersonaVector): PersonaVector {
+  return combineVectors([{ vector: a, weight: 1 }], { orthogonalizeAgainst: against });
 }
