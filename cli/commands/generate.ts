@@ -2,7 +2,7 @@ import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { PersonaError } from '../../lib/errors';
 import { generate } from '../../lib/model/generate';
-import { Tokenizer } from '../../lib/tokenizer';
+import { Tokenizer, unknownWordsWarning } from '../../lib/tokenizer';
 import { interventionOptions, interventionsFrom, jsonArg, loadModel, prepareBackend, tokenMatrix, writeJson } from '../common';
 
 interface Args {
@@ -47,7 +47,11 @@ export const generateCommand: CommandModule<object, Args> = {
       } else {
         tokenizer = Tokenizer.load(argv.model);
         const messages = [...(argv.system !== undefined ? [{ role: 'system', content: argv.system }] : []), { role: 'user', content: argv.prompt! }];
-        ids = [tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }))];
+        const enc = tokenizer.encodeWithUnknowns(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+        ids = [enc.ids];
+        const unkToken = tokenizer.unkTokenId === undefined ? undefined : tokenizer.idToToken(tokenizer.unkTokenId);
+        const warning = unknownWordsWarning(enc.unknown, 'the prompt', argv.model, unkToken);
+        if (warning) process.stderr.write(`${warning}\n`);
       }
       const result = await generate(model, { ids, attentionMask }, {
         maxNewTokens: argv['max-new-tokens'],

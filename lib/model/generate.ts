@@ -56,6 +56,7 @@ export async function generate(model: Model, input: GenerateInput, opts: Generat
   const eos = opts.eosTokenIds ?? cfg.eosTokenIds;
   const pad = opts.padTokenId ?? cfg.padTokenId ?? eos[0] ?? 0;
   const { ids, mask } = batchOf(input, pad);
+  checkContextLength(mask, opts.maxNewTokens, cfg.maxPositionEmbeddings);
   const B = ids.length;
   const hooks = [...interventionHooks(opts.interventions ?? [], cfg), ...(opts.hooks ?? [])];
   const pick = sampler(opts);
@@ -120,6 +121,29 @@ function batchOf(input: GenerateInput, pad: number): { ids: number[][]; mask: nu
     ids: prompts.map((p) => [...new Array(T - p.length).fill(pad), ...p]),
     mask: prompts.map((p) => [...new Array(T - p.length).fill(0), ...new Array(p.length).fill(1)]),
   };
+}
+
+/**
+ * Refuses, before any forward pass, a batch whose longest prompt (real tokens: positions count only those) plus
+ * maxNewTokens exceeds max_position_embeddings. HF would generate past it, but RoPE models trained to that length
+ * degrade into repetition ("out out out"), so a prompt over the limit is refused, and so is prompt + new tokens
+ * over it, suggesting a smaller --max-new-tokens.
+ */
+function checkContextLength(mask: number[][], maxNewTokens: number, limit: number): void {
+  const promptLen = Math.max(...mask.map((m) => m.reduce((s, x) => s + (x ? 1 : 0), 0)));
+  if (promptLen >= limit) {
+    // >=: a prompt that fills the limit leaves no room for even one new token.
+    throw new PersonaError(
+      `the prompt is ${promptLen} tokens, ${promptLen > limit ? 'longer than' : 'as long as'} the model's max_position_embeddings ${limit}, leaving no room for the ${maxNewTokens} max new tokens; shorten the prompt`,
+      { field: 'max_position_embeddings' },
+    );
+  }
+  if (promptLen + maxNewTokens > limit) {
+    throw new PersonaError(
+      `the prompt (${promptLen} tokens) plus max new tokens (${maxNewTokens}) is ${promptLen + maxNewTokens}, over the model's max_position_embeddings ${limit}; use --max-new-tokens ${limit - promptLen} or less`,
+      { field: 'max_new_tokens' },
+    );
+  }
 }
 
 /** Returns a function from one row of logits to a token id. */

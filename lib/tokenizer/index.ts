@@ -37,6 +37,8 @@ export class Tokenizer {
   readonly bosTokenId?: number;
   readonly eosTokenIds: number[];
   readonly padTokenId?: number;
+  /** Id of the unknown-piece token (model.unk_token), when the vocabulary has one. */
+  readonly unkTokenId?: number;
   /** The chat template, or undefined when neither tokenizer_config.json nor chat_template.jinja has one. */
   readonly chatTemplate?: string;
 
@@ -80,6 +82,9 @@ export class Tokenizer {
     this.eosTokenIds = [...new Set([...(eos === undefined ? [] : [eos]), ...idsOf(gen['eos_token_id'], genPlace('eos_token_id'))])];
     this.padTokenId = configId('pad_token') ?? idsOf(gen['pad_token_id'], genPlace('pad_token_id'))[0];
 
+    const unk = tokenContent(this.config['unk_token']) ?? tokenContent((tj['model'] as Json)['unk_token']);
+    this.unkTokenId = unk === undefined ? undefined : this.hf.token_to_id(unk);
+
     this.chatTemplate = pickChatTemplate(this.config['chat_template'], sources.configFile) ?? sources.chatTemplateJinja;
     this.templateVars = specialTokensMap(this.config);
   }
@@ -113,9 +118,18 @@ export class Tokenizer {
 
   /** Token ids of `text`. addSpecialTokens (default false) applies the post-processor, e.g. Llama-3's BOS. */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.encodeWithUnknowns(text, opts).ids;
+  }
+
+  /**
+   * encode, plus the pieces of `text` that are not in the vocabulary and became the unk token (trimmed,
+   * in order, repeats kept). The library stays quiet: callers decide whether to warn (unknownWordsWarning).
+   */
+  encodeWithUnknowns(text: string, opts: { addSpecialTokens?: boolean } = {}): { ids: number[]; unknown: string[] } {
     if (typeof text !== 'string') throw new PersonaError('encode: text must be a string');
-    if (text.length === 0 && !opts.addSpecialTokens) return [];
-    const ids = this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+    if (text.length === 0 && !opts.addSpecialTokens) return { ids: [], unknown: [] };
+    const enc = this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false });
+    const ids = enc.ids;
     const bad = ids.findIndex((id) => id === undefined);
     if (bad >= 0) {
       // Only possible for a model without an unk token (e.g. a WordLevel vocab missing a word).
@@ -123,7 +137,15 @@ export class Tokenizer {
         file: this.sources.tokenizerFile,
       });
     }
-    return ids;
+    const unknown: string[] = [];
+    if (this.unkTokenId !== undefined) {
+      const unkText = this.hf.id_to_token(this.unkTokenId);
+      // The piece text rather than the unk token: a literal "<|unk|>" in the input is not an unknown word.
+      ids.forEach((id, i) => {
+        if (id === this.unkTokenId && enc.tokens[i] !== unkText) unknown.push(enc.tokens[i].trim() || enc.tokens[i]);
+      });
+    }
+    return { ids, unknown };
   }
 
   decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
@@ -173,6 +195,19 @@ export class Tokenizer {
   get specialTokenIds(): number[] {
     return [...this.hf.get_added_tokens_decoder().entries()].filter(([, t]) => t.special).map(([id]) => id);
   }
+}
+
+/**
+ * One warning line for unknown pieces (from encodeWithUnknowns), naming up to five distinct ones, or null when
+ * there are none. E.g. "warning: 3 words of the prompt are not in the vocabulary of models/organism and were
+ * encoded as <|unk|> (zorblax, quux, ...)". Returned rather than printed so the library stays quiet.
+ */
+export function unknownWordsWarning(unknown: readonly string[], what: string, vocabulary: string, unkToken = '<unk>'): string | null {
+  if (unknown.length === 0) return null;
+  const distinct = [...new Set(unknown)];
+  const shown = distinct.slice(0, 5).map((w) => JSON.stringify(w)).join(', ') + (distinct.length > 5 ? ', ...' : '');
+  const n = unknown.length;
+  return `warning: ${n} ${n === 1 ? 'word' : 'words'} of ${what} ${n === 1 ? 'is' : 'are'} not in the vocabulary of ${vocabulary} and ${n === 1 ? 'was' : 'were'} encoded as ${unkToken} (${shown})`;
 }
 
 function readJson(file: string): Json {
