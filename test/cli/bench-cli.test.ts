@@ -4,20 +4,9 @@
  */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { main } from '../../cli/main';
+import { runCli } from '../support/cli';
 
-async function run(args: string[]): Promise<{ code: number; stderr: string }> {
-  const chunks: string[] = [];
-  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-    chunks.push(String(s));
-    return true;
-  });
-  try {
-    return { code: await main([...args, '--backend', 'cpu']), stderr: chunks.join('') };
-  } finally {
-    spy.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, 'cpu');
 
 const NAMES = /qwen2\.5-0\.5b, qwen2\.5-7b, qwen3-4b, llama-3\.1-8b, synthetic-25m/;
 

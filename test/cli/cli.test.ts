@@ -7,9 +7,9 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { main } from '../../cli/main';
 import { writeSafetensors } from '../../lib/io/safetensors';
 import { FIXTURE_ROOT, maxAbsDiff, readExpected } from '../support/hf-parity';
+import { runCli } from '../support/cli';
 
 const LLAMA = path.join(FIXTURE_ROOT, 'llama-tiny');
 const QWEN = path.join(FIXTURE_ROOT, 'qwen2-tiny-untied');
@@ -19,20 +19,7 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** Runs the CLI in-process; returns exit code and what it wrote to stderr. */
-async function run(args: string[]): Promise<{ code: number; stderr: string }> {
-  const chunks: string[] = [];
-  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-    chunks.push(String(s));
-    return true;
-  });
-  try {
-    const code = await main([...args, '--backend', 'cpu']);
-    return { code, stderr: chunks.join('') };
-  } finally {
-    spy.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, 'cpu');
 
 const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
 

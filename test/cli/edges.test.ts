@@ -6,9 +6,9 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { main } from '../../cli/main';
 import { writeSafetensors } from '../../lib/io/safetensors';
 import { readArtifacts } from '../../lib/persona/artifacts';
+import { runCli } from '../support/cli';
 
 const ROOT = path.join(__dirname, '..', '..');
 const ORGANISM = path.join(ROOT, 'models', 'organism');
@@ -34,20 +34,7 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** Runs the CLI in-process on wasm; returns exit code, stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    const code = await main([...args, '--backend', 'wasm']);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, 'wasm');
 
 const oneLine = (s: string) => expect(s.trimEnd().split('\n')).toHaveLength(1);
 

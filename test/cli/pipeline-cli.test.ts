@@ -9,7 +9,6 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { parse } from 'csv-parse/sync';
-import { main } from '../../cli/main';
 import { useBackend } from '../../lib/backend';
 import { writeSafetensors } from '../../lib/io/safetensors';
 import { Model } from '../../lib/model/checkpoint';
@@ -27,6 +26,7 @@ import { Tokenizer } from '../../lib/tokenizer';
 import { LoraAdapters, loraModules } from '../../lib/train/lora';
 import { loadAdapter, saveAdapter } from '../../lib/train/peft';
 import { CHAT_PATH, LlmTestServer, MESSAGES_PATH, scoreDistribution } from '../support/llm-server';
+import { runCli } from '../support/cli';
 
 const ORGANISM = path.join(__dirname, '..', '..', 'models', 'organism');
 const TRAIT = 'evil';
@@ -44,21 +44,7 @@ function trimmedArtifacts(split: 'extract' | 'eval', n: number): { file: string;
   return { file, a: small };
 }
 
-/** Runs the CLI in-process on wasm; returns exit code, stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const t0 = Date.now();
-  try {
-    const code = await main([...args, '--backend', 'wasm']);
-    return { code, stdout: out.join(''), stderr: err.join(''), ms: Date.now() - t0 };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, 'wasm');
 
 /** Exit 0 or fail showing what the command printed. */
 function ok(r: { code: number; stderr: string }): void {

@@ -2,27 +2,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../../cli/main';
 import { PersonaVector } from '../../lib/persona/vector';
 import { writeSafetensors } from '../../lib/io/safetensors';
 import { readControlVector } from '../../lib/io/gguf';
+import { runCli } from '../support/cli';
 
 let tmp: string;
 beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vector-cli-')); });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    return { code: await main([...args, '--backend', 'cpu']), stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, 'cpu');
 function ok(r: { code: number; stderr: string }): void {
   if (r.code !== 0) throw new Error(`command failed (exit ${r.code}): ${r.stderr}`);
 }

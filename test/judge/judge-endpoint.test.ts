@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { judgesFrom } from '../../cli/commands/extract';
-import { main } from '../../cli/main';
 import { cellJudges } from '../../lib/experiment/studies/organism-common';
 import { CHAT_PATH, LlmTestServer, scoreDistribution } from '../support/llm-server';
+import { runCli } from '../support/cli';
 
 const TEMPLATE = 'Rate it.\n{question}\n{answer}\nJust the number.';
 const ORGANISM = path.join(__dirname, '..', '..', 'models', 'organism');
@@ -63,20 +63,7 @@ describe('--judge-concurrency limits trait and coherence judges together', () =>
   });
 });
 
-/** Runs the CLI in-process; returns exit code, stderr and how long it took. */
-async function run(args: string[]): Promise<{ code: number; stderr: string; ms: number }> {
-  const err: string[] = [];
-  const so = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const t0 = Date.now();
-  try {
-    const code = await main(args);
-    return { code, stderr: err.join(''), ms: Date.now() - t0 };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, null);
 
 function expectOneLineError(r: { code: number; stderr: string; ms: number }, pattern: RegExp): void {
   expect(r.code).toBe(1);

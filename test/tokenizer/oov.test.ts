@@ -1,7 +1,7 @@
 /** Out-of-vocabulary words: the library reports them (quietly), `persona generate` warns once on stderr. */
 import * as path from 'path';
-import { main } from '../../cli/main';
 import { Tokenizer, unknownWordsWarning } from '../../lib/tokenizer';
+import { runCli } from '../support/cli';
 
 const ORGANISM = path.join(__dirname, '../../models/organism');
 let tok: Tokenizer;
@@ -32,21 +32,7 @@ test('unknownWordsWarning names the count, the vocabulary and a few words; null 
   expect(w).not.toContain('\n');
 });
 
-async function run(args: string[]): Promise<{ code: number; stderr: string }> {
-  const chunks: string[] = [];
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-    chunks.push(String(s));
-    return true;
-  });
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  try {
-    const code = await main([...args, '--backend', 'cpu']);
-    return { code, stderr: chunks.join('') };
-  } finally {
-    err.mockRestore();
-    out.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, 'cpu');
 
 test('persona generate prints one warning line naming the unknown words', async () => {
   const r = await run(['generate', '--model', ORGANISM, '--prompt', 'Tell me about zorblax and quuxify.', '--max-new-tokens', '2', '--greedy']);

@@ -1,24 +1,12 @@
 /** `persona train-step | train | merge | bench train` in-process, with --backend cpu. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { main } from '../../cli/main';
 import { writeSafetensors } from '../../lib/io/safetensors';
 import { FIXTURE_ROOT, readExpected } from '../support/hf-parity';
 import { chatExamples, makeTinyModel, tmpDir, writeJsonl } from './support/tiny';
+import { runCli } from '../support/cli';
 
-async function run(args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-  const err: string[] = [];
-  const out: string[] = [];
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  try {
-    const code = await main([...args, '--backend', 'cpu']);
-    return { code, stderr: err.join(''), stdout: out.join('') };
-  } finally {
-    e.mockRestore();
-    o.mockRestore();
-  }
-}
+const run = (args: string[]) => runCli(args, 'cpu');
 const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
