@@ -43,6 +43,9 @@ interface GpuLike {
 
 const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe|microsoft basic render|warp/i;
 
+/** One Dawn instance per package per process: `auto` probes it, then the backend is created on the same one. */
+const dawnInstances = new Map<string, { gpu: GpuLike; via: string } | { reason: string }>();
+
 /** Where WebGPU comes from: the `webgpu` package's Dawn addon in Node, navigator.gpu in a browser. */
 function findGpu(): { gpu: GpuLike; via: string } | { reason: string } {
   const nav = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator;
@@ -50,6 +53,11 @@ function findGpu(): { gpu: GpuLike; via: string } | { reason: string } {
   if (typeof process === 'undefined' || !process.versions?.node) return { reason: 'this browser has no navigator.gpu (WebGPU is off or unsupported)' };
   // PERSONA_WEBGPU_PACKAGE names another build of the same package (e.g. a Dawn built locally).
   const pkg = process.env.PERSONA_WEBGPU_PACKAGE || 'webgpu';
+  if (!dawnInstances.has(pkg)) dawnInstances.set(pkg, loadDawn(pkg));
+  return dawnInstances.get(pkg)!;
+}
+
+function loadDawn(pkg: string): { gpu: GpuLike; via: string } | { reason: string } {
   let dir: string;
   try {
     dir = path.dirname(require.resolve(`${pkg}/package.json`));

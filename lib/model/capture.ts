@@ -81,17 +81,24 @@ export async function captureActivations(model: Model, seqs: readonly CaptureSeq
       },
     }));
     const res = model.forward({ ids, attentionMask: mask }, { hooks: [...ivHooks, ...captureHooks], logits: 'none', adapters: opts.adapters });
+    // One read per batch for every layer (a GPU read is a round trip): [layers, B, R, H].
+    let stacked: tf.Tensor;
     try {
-      for (let j = 0; j < kept.length; j++) {
-        const data = await readValues(kept[j]);
-        for (let b = 0; b < batch.length; b++)
-          reductions.forEach((r, k) => {
-            const src = data.subarray((b * reductions.length + k) * H, (b * reductions.length + k + 1) * H);
-            out.values[r]!.set(src, ((start + b) * layers.length + j) * H);
-          });
-      }
+      stacked = tf.stack(kept);
     } finally {
       tf.dispose(kept);
+    }
+    try {
+      const all = await readValues(stacked);
+      const per = batch.length * reductions.length * H;
+      for (let j = 0; j < layers.length; j++)
+        for (let b = 0; b < batch.length; b++)
+          reductions.forEach((r, k) => {
+            const o = j * per + (b * reductions.length + k) * H;
+            out.values[r]!.set(all.subarray(o, o + H), ((start + b) * layers.length + j) * H);
+          });
+    } finally {
+      stacked.dispose();
       tf.dispose([res.logits ?? [], ...(res.hiddenStates ?? [])]);
     }
     opts.onBatch?.(Math.min(start + batchSize, seqs.length), seqs.length);

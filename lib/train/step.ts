@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { PersonaError } from '../errors';
 import { Model, checkTokens, hfParameterValues, parameterSpecs } from '../model/checkpoint';
-import { readScalar } from '../backend/read';
+import { readValues } from '../backend/read';
 import { ModelConfig } from '../model/config';
 import { Hook } from '../model/hooks';
 import { Intervention, interventionHooks } from '../model/interventions';
@@ -115,7 +115,16 @@ export async function objectiveAndGrads(cfg: ModelConfig, base: Params, adapters
     const map = new Map<string, tf.Tensor>();
     names.forEach((n, i) => map.set(n, grads[i]));
     try {
-      return { ceSum: kept.ce ? await readScalar(kept.ce) : 0, nLossTokens: kept.count, penalty: kept.pen ? await readScalar(kept.pen) : 0, grads: map };
+      // CE sum and penalty in one read: each read waits for the GPU.
+      const both = tf.tidy(() => tf.stack([kept.ce ?? tf.scalar(0), kept.pen ?? tf.scalar(0)]));
+      let ce: number;
+      let pen: number;
+      try {
+        [ce, pen] = await readValues(both);
+      } finally {
+        both.dispose();
+      }
+      return { ceSum: ce, nLossTokens: kept.count, penalty: pen, grads: map };
     } catch (e) {
       tf.dispose(grads);
       throw e;
@@ -164,15 +173,15 @@ export async function trainStep(model: Model, batch: TrainBatch, opts: { interve
   try {
     if (r.nLossTokens === 0) throw new PersonaError('no label is different from -100: the loss is undefined', { field: 'labels' });
     // By Hugging Face name: a parameter held as vocabulary chunks has one gradient per chunk.
+    // Every norm in one read (tf.stack's concat splits its inputs to respect the storage-buffer limit).
+    const specs = parameterSpecs(cfg);
+    const sq = tf.tidy(() => tf.stack(specs.map((s) => vocabChunks(r.grads, s.name).reduce<tf.Tensor>((acc, g) => tf.add(acc, tf.sum(tf.square(g))), tf.scalar(0)))));
     const gradNorms: Record<string, number> = {};
-    for (const spec of parameterSpecs(cfg)) {
-      const pieces = vocabChunks(r.grads, spec.name);
-      const sq = tf.tidy(() => pieces.reduce<tf.Tensor>((acc, g) => tf.add(acc, tf.sum(tf.square(g))), tf.scalar(0)));
-      try {
-        gradNorms[spec.name] = Math.sqrt(await readScalar(sq));
-      } finally {
-        sq.dispose();
-      }
+    try {
+      const values = await readValues(sq);
+      specs.forEach((s, i) => (gradNorms[s.name] = Math.sqrt(values[i])));
+    } finally {
+      sq.dispose();
     }
     const grads: Record<string, Float32Array> = {};
     for (const n of opts.gradsOf ?? []) grads[n] = await hfParameterValues(cfg, r.grads, n);
