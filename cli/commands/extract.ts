@@ -10,7 +10,9 @@ import { isTrait } from '../../lib/organism/grammar';
 import { OrganismJudge } from '../../lib/organism/judge';
 import type { Model } from '../../lib/model/checkpoint';
 import { readArtifacts, artifactPath } from '../../lib/persona/artifacts';
-import { extractPersonaVector } from '../../lib/persona/extract';
+import { DEFAULT_METHODS, extractPersonaVector } from '../../lib/persona/extract';
+import { DEFAULT_PROBE_L2 } from '../../lib/persona/directions';
+import { EXTRACTION_METHODS, ExtractionMethod } from '../../lib/persona/vector';
 import type { RolloutJudges } from '../../lib/persona/rollouts';
 import { Progress, startProgress } from '../../lib/progress';
 import { Tokenizer } from '../../lib/tokenizer';
@@ -116,13 +118,13 @@ export function printTable(rows: (string | number)[][]): void {
 }
 
 interface Args extends JudgeArgs {
-  model: string; trait: string; artifacts: string; out: string; samples: number; antonym: string; threshold: number;
+  model: string; trait: string; artifacts: string; out: string; samples: number; antonym: string; threshold: number; method: ExtractionMethod[]; 'probe-l2': number;
   'max-new-tokens': number; temperature: number; seed: string; 'batch-size': number; backend?: string;
 }
 
 export const extractCommand: CommandModule<object, Args> = {
   command: 'extract',
-  describe: 'Extract a persona vector: judged pos/neg rollouts, paired filter, mean differences per layer',
+  describe: 'Extract a persona vector: judged pos/neg rollouts, paired filter, one vector per layer by each --method',
   builder: (y) =>
     rolloutOptions(judgeOptions(
       y
@@ -132,7 +134,12 @@ export const extractCommand: CommandModule<object, Args> = {
         .option('out', { type: 'string', demandOption: true, describe: 'Results folder (rollout CSVs, vectors, judge cache)' })
         .option('samples', { type: 'number', default: 10, describe: 'Samples per (instruction × question)' })
         .option('antonym', { type: 'string', default: 'helpful', describe: 'Assistant name in negative prompts' })
-        .option('threshold', { type: 'number', default: 50 }),
+        .option('threshold', { type: 'number', default: 50 })
+        .option('method', {
+          type: 'string', array: true, choices: EXTRACTION_METHODS as ExtractionMethod[], default: [...DEFAULT_METHODS],
+          describe: 'Extraction method(s): response_avg_diff / prompt_avg_diff / prompt_last_diff = mean pos − neg activation over the response / prompt / at the last prompt token; pca_diff = first principal component of paired response-average differences (repeng); probe = L2 logistic regression on response averages. pca_diff and probe are scaled to the response_avg_diff norm per layer',
+        })
+        .option('probe-l2', { type: 'number', default: DEFAULT_PROBE_L2, describe: 'L2 penalty of --method probe (rows centred and scaled to RMS norm 1)' }),
     )) as never,
   handler: async (argv) => {
     requirePositiveInt(argv as never, 'max-new-tokens'); // before any rollout file is started
@@ -142,7 +149,7 @@ export const extractCommand: CommandModule<object, Args> = {
     await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
       const r = await extractPersonaVector({
         model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, outDir: argv.out, samples: argv.samples, antonym: argv.antonym,
-        threshold: argv.threshold, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],
+        threshold: argv.threshold, method: argv.method, probeL2: argv['probe-l2'], maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],
         modelName: path.basename(path.resolve(argv.model)), onProgress: bar.on,
       });
       bar.stop();

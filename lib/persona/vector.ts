@@ -18,8 +18,18 @@ import { readTorchPt, writeTorchPt } from '../io/torch-pt';
 import { describeRowExport, directionForRow, readControlVector, rowForDirection, writeControlVector } from '../io/gguf';
 import { gaussianSampler, randomDirection } from './stats';
 
-export type ExtractionMethod = 'response_avg_diff' | 'prompt_avg_diff' | 'prompt_last_diff';
-const METHODS: ExtractionMethod[] = ['response_avg_diff', 'prompt_avg_diff', 'prompt_last_diff'];
+/**
+ * How a vector was extracted (meta.method; lib/persona/extract.ts computes each):
+ *   response_avg_diff — mean over kept pairs of pos − neg, activations averaged over the response (the paper's)
+ *   prompt_avg_diff   — the same, averaged over the prompt
+ *   prompt_last_diff  — the same, at the last prompt token
+ *   pca_diff          — first principal component of the per-pair response-average differences (repeng)
+ *   probe             — L2-regularised logistic-regression weights, pos vs neg response averages
+ * pca_diff and probe rows are unit directions scaled to the response_avg_diff row's norm at the same layer.
+ */
+export type ExtractionMethod = 'response_avg_diff' | 'prompt_avg_diff' | 'prompt_last_diff' | 'pca_diff' | 'probe';
+export const EXTRACTION_METHODS: readonly ExtractionMethod[] = ['response_avg_diff', 'prompt_avg_diff', 'prompt_last_diff', 'pca_diff', 'probe'];
+const METHODS = EXTRACTION_METHODS;
 
 export interface VectorMeta {
   model?: string;
