@@ -77,3 +77,71 @@ function norm(v: Float32Array): number {
   for (const x of v) s += x * x;
   return Math.sqrt(s);
 }
+
+/**
+ * Hooks for a batch whose rows carry different interventions (a server's running batch): row b gets rows[b], as if
+ * it ran alone. At each site the rows' interventions are applied slot by slot (slot j = each row's j-th intervention
+ * at that site, in list order); a row without one in a slot gets an exact no-op (adds zero, projects out a zero
+ * direction), so its activations are those of the row alone.
+ */
+export function batchInterventionHooks(rows: readonly (readonly Intervention[])[], cfg: ModelConfig): Hook[] {
+  rows.forEach((r) => checkInterventions(r, cfg));
+  const B = rows.length;
+  const H = cfg.hiddenSize;
+  const sites: SiteName[] = [];
+  for (const r of rows) for (const iv of r) if (!sites.includes(iv.site)) sites.push(iv.site);
+  return sites.map((site) => {
+    const perRow = rows.map((r) => r.filter((iv) => iv.site === site));
+    const slots = Math.max(...perRow.map((r) => r.length));
+    // Host-side constants per slot: the steering deltas (coef·v rounded as tf.mul(v, coef) rounds it) and unit
+    // ablation directions, zeros for rows without one.
+    const deltas: (Float32Array | null)[] = [];
+    const units: (Float32Array | null)[] = [];
+    const adds: (Positions | null)[][] = [];
+    for (let j = 0; j < slots; j++) {
+      let d: Float32Array | null = null;
+      let u: Float32Array | null = null;
+      const pos: (Positions | null)[] = [];
+      perRow.forEach((r, b) => {
+        const iv = r[j];
+        pos.push(iv?.op === 'add' ? iv.positions : null);
+        if (iv?.op === 'add') {
+          d ??= new Float32Array(B * H);
+          const c = Math.fround(iv.coef);
+          for (let i = 0; i < H; i++) d[b * H + i] = c * iv.vector[i];
+        } else if (iv?.op === 'ablate') {
+          u ??= new Float32Array(B * H);
+          const n = norm(iv.vector);
+          for (let i = 0; i < H; i++) u[b * H + i] = iv.vector[i] / n;
+        }
+      });
+      deltas.push(d);
+      units.push(u);
+      adds.push(pos);
+    }
+    const fn = (h0: tf.Tensor3D, ctx: HookContext): tf.Tensor3D => {
+      let h = h0;
+      const T = ctx.seq;
+      for (let j = 0; j < slots; j++) {
+        const d = deltas[j];
+        if (d) {
+          // Which positions of each row this slot adds to (see the Positions convention above).
+          const mask = new Float32Array(B * T);
+          adds[j].forEach((p, b) => {
+            if (p === 'all' || (p === 'prompt' && ctx.pastLength === 0)) mask.fill(1, b * T, (b + 1) * T);
+            else if (p === 'response') mask[b * T + T - 1] = 1;
+          });
+          const delta = tf.tensor3d(d, [B, 1, H]);
+          h = tf.add(h, T === 1 && mask.every((m) => m === 1) ? delta : tf.mul(tf.tensor3d(mask, [B, T, 1]), delta));
+        }
+        const u = units[j];
+        if (u) {
+          const U = tf.tensor3d(u, [B, H, 1]);
+          h = tf.sub(h, tf.matMul(tf.matMul(h, U), U, false, true));
+        }
+      }
+      return h;
+    };
+    return { site, fn };
+  });
+}
