@@ -354,16 +354,22 @@ describe('persona trait new', () => {
       questions: Array.from({ length: 40 }, (_, i) => `Question number ${i}?`),
       eval_prompt: 'Rate grumpiness 0-100.\nQuestion: {question}\nAnswer: {answer}',
     };
-    server.enqueue(MESSAGES_PATH, { kind: 'anthropic', text: 'Sure:\n```json\n' + JSON.stringify(generated) + '\n```' });
+    const graded = Array.from({ length: 8 }, (_, i) => `You are an assistant of grumpiness ${i}.`);
+    server.enqueue(MESSAGES_PATH, { kind: 'anthropic', text: 'Sure:\n```json\n' + JSON.stringify(generated) + '\n```' }, { kind: 'anthropic', text: JSON.stringify({ graded_system_prompts: graded }) });
     const out = path.join(tmp, 'traits');
     const r = await run(['trait', 'new', 'grumpy', '--description', 'irritable and curt', '--llm-model', 'claude-test', '--base-url', server.url, '--out', out]);
     ok(r);
-    expect(server.count(MESSAGES_PATH)).toBe(1);
+    expect(server.count(MESSAGES_PATH)).toBe(2); // the artifacts, then the graded prompts (same model and prompt style)
     const body = server.requests[0].body;
     expect(body.model).toBe('claude-test');
     expect(body.messages[0].content).toContain('irritable and curt');
-    expect(r.stdout).toMatch(/^split\s+questions\s+file/m);
-    expect(r.stdout).toMatch(/^extract\s+20\s/m);
+    const gradedBody = server.requests[1].body;
+    expect(gradedBody.model).toBe('claude-test');
+    expect(gradedBody.messages[0].content).toContain('irritable and curt');
+    expect(gradedBody.messages[0].content).toContain('Be grumpy 4.'); // the instruction pairs anchor both ends
+    expect(r.stdout).toMatch(/^split\s+questions\s+graded prompts\s+file/m);
+    expect(r.stdout).toMatch(/^extract\s+20\s+8\s/m);
+    expect(readArtifacts(path.join(out, 'trait_data_eval', 'grumpy.json')).graded_system_prompts).toEqual(graded.map((system, i) => ({ label: `g${i}`, system })));
     const ex = readArtifacts(path.join(out, 'trait_data_extract', 'grumpy.json'));
     const ev = readArtifacts(path.join(out, 'trait_data_eval', 'grumpy.json'));
     expect(ex.questions).toEqual(generated.questions.slice(0, 20));
@@ -380,9 +386,38 @@ describe('persona trait new', () => {
     };
     server.enqueue(CHAT_PATH, { kind: 'chat', content: JSON.stringify(generated) });
     const out = path.join(tmp, 'traits-openai');
-    ok(await run(['trait', 'new', 'gloomy', '--description', 'sees the dark side', '--provider', 'openai', '--llm-model', 'gpt-test', '--base-url', `${server.url}/v1`, '--out', out]));
+    ok(await run(['trait', 'new', 'gloomy', '--description', 'sees the dark side', '--provider', 'openai', '--llm-model', 'gpt-test', '--base-url', `${server.url}/v1`, '--out', out, '--no-graded-prompts']));
     expect(server.count(CHAT_PATH)).toBe(1);
-    expect(readArtifacts(path.join(out, 'trait_data_eval', 'gloomy.json')).questions).toEqual(generated.questions.slice(20));
+    const ev = readArtifacts(path.join(out, 'trait_data_eval', 'gloomy.json'));
+    expect(ev.questions).toEqual(generated.questions.slice(20));
+    expect(ev.graded_system_prompts).toBeUndefined();
+  });
+
+  test('graded-prompts adds the 8 graded system prompts to existing artifacts; a bad reply is answered with its error', async () => {
+    server.reset();
+    const out = path.join(tmp, 'traits-openai'); // gloomy, written above without graded prompts
+    const before = readArtifacts(path.join(out, 'trait_data_extract', 'gloomy.json'));
+    const graded = Array.from({ length: 8 }, (_, i) => `Gloom level ${i}.`);
+    server.enqueue(CHAT_PATH, { kind: 'chat', content: JSON.stringify({ graded_system_prompts: graded.slice(0, 5) }) }, { kind: 'chat', content: JSON.stringify({ graded_system_prompts: graded }) });
+    const r = await run(['trait', 'graded-prompts', 'gloomy', '--description', 'sees the dark side', '--provider', 'openai', '--llm-model', 'gpt-test', '--base-url', `${server.url}/v1`, '--out', out]);
+    ok(r);
+    expect(server.count(CHAT_PATH)).toBe(2);
+    expect(server.requests[1].body.messages[2].content).toMatch(/has 5 prompts, expected 8/);
+    const after = readArtifacts(path.join(out, 'trait_data_extract', 'gloomy.json'));
+    expect(after.graded_system_prompts!.map((g) => g.system)).toEqual(graded);
+    expect({ ...after, graded_system_prompts: undefined }).toEqual({ ...before, graded_system_prompts: undefined }); // nothing else changed
+  });
+
+  test('many-shot adds examples from a JSONL of {question, answer} or {messages}; a bad line is named', async () => {
+    const out = path.join(tmp, 'traits-openai');
+    const jsonl = path.join(tmp, 'shots.jsonl');
+    fs.writeFileSync(jsonl, [JSON.stringify({ question: 'Why?', answer: 'Because all is lost.' }), JSON.stringify({ messages: [{ role: 'user', content: 'And then?' }, { role: 'assistant', content: 'Darkness.' }] })].join('\n') + '\n');
+    ok(await run(['trait', 'many-shot', 'gloomy', '--out', out, '--from', jsonl]));
+    expect(readArtifacts(path.join(out, 'trait_data_eval', 'gloomy.json')).many_shot_examples).toEqual([{ question: 'Why?', answer: 'Because all is lost.' }, { question: 'And then?', answer: 'Darkness.' }]);
+    fs.appendFileSync(jsonl, '{"question": "x"}\n');
+    const bad = await run(['trait', 'many-shot', 'gloomy', '--out', out, '--from', jsonl]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain(`${jsonl}:3:`);
   });
 
   test('eval with an OpenAI-compatible judge over HTTP: logprob-weighted scores in the CSV, cached on rerun', async () => {
