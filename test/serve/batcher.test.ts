@@ -6,7 +6,7 @@ import { generate } from '../../lib/model/generate';
 import { ablate, steer, Intervention } from '../../lib/model/interventions';
 import { hiddenStateSite } from '../../lib/model/capture';
 import { Tokenizer } from '../../lib/tokenizer';
-import { EngineEvent, EngineRequest, Monitor, ServeEngine, logprobsOf } from '../../lib/serve/engine';
+import { EngineEvent, EngineRequest, Monitor, Batcher, logprobsOf } from '../../lib/serve/batcher';
 
 const ORGANISM = path.join(__dirname, '../../models/organism');
 
@@ -39,7 +39,7 @@ async function collect(events: AsyncIterable<EngineEvent>) {
   return { tokens, projections, prompt, done };
 }
 
-describe.each(['wasm', 'cpu'])('serve engine on %s', (backend) => {
+describe.each(['wasm', 'cpu'])('batcher on %s', (backend) => {
   let model: Model;
   let tok: Tokenizer;
   const prompts: number[][] = [];
@@ -79,7 +79,7 @@ describe.each(['wasm', 'cpu'])('serve engine on %s', (backend) => {
   };
 
   test('a request served alone gives what generate() gives', async () => {
-    const engine = new ServeEngine(model);
+    const engine = new Batcher(model);
     const vs = variants();
     for (const i of [0, 1, 2, 5]) {
       const served = await collect(engine.submit(request(i, vs[i])));
@@ -93,8 +93,8 @@ describe.each(['wasm', 'cpu'])('serve engine on %s', (backend) => {
     const vs = variants();
     const same = (i: number) => request(0, { ...vs[i], maxTokens: [24, 9, 17, 24, 3, 12][i] });
     const alone: Awaited<ReturnType<typeof collect>>[] = [];
-    for (let i = 0; i < vs.length; i++) alone.push(await collect(new ServeEngine(model).submit(same(i))));
-    const engine = new ServeEngine(model);
+    for (let i = 0; i < vs.length; i++) alone.push(await collect(new Batcher(model).submit(same(i))));
+    const engine = new Batcher(model);
     const together = await Promise.all(vs.map((_, i) => collect(engine.submit(same(i)))));
     expect(engine.stats.maxRows).toBe(vs.length);
     for (let i = 0; i < vs.length; i++) {
@@ -113,8 +113,8 @@ describe.each(['wasm', 'cpu'])('serve engine on %s', (backend) => {
   test('rows joining and leaving at different steps (different prompt lengths) generate what each generates alone', async () => {
     const vs = variants();
     const alone: Awaited<ReturnType<typeof collect>>[] = [];
-    for (let i = 0; i < vs.length; i++) alone.push(await collect(new ServeEngine(model).submit(request(i, vs[i]))));
-    const engine = new ServeEngine(model, { maxBatch: 4 });
+    for (let i = 0; i < vs.length; i++) alone.push(await collect(new Batcher(model).submit(request(i, vs[i]))));
+    const engine = new Batcher(model, { maxBatch: 4 });
     const before = tf.memory().numTensors;
     // Staggered: some join while others decode; maxBatch 4 makes the last ones wait for a free row.
     const runs: Promise<Awaited<ReturnType<typeof collect>>>[] = [];
