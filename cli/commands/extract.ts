@@ -118,7 +118,7 @@ export function printTable(rows: (string | number)[][]): void {
 }
 
 interface Args extends JudgeArgs {
-  model: string; trait: string; artifacts: string; out: string; samples: number; antonym: string; threshold: number; method: ExtractionMethod[]; 'probe-l2': number;
+  model: string; trait: string; artifacts: string; out: string; samples: number; antonym: string; threshold: number; method: ExtractionMethod[]; 'probe-l2': number; 'pca-center': boolean;
   'max-new-tokens': number; temperature: number; seed: string; 'batch-size': number; backend?: string;
 }
 
@@ -137,8 +137,9 @@ export const extractCommand: CommandModule<object, Args> = {
         .option('threshold', { type: 'number', default: 50 })
         .option('method', {
           type: 'string', array: true, choices: EXTRACTION_METHODS as ExtractionMethod[], default: [...DEFAULT_METHODS],
-          describe: 'Extraction method(s): response_avg_diff / prompt_avg_diff / prompt_last_diff = mean pos − neg activation over the response / prompt / at the last prompt token; pca_diff = first principal component of paired response-average differences (repeng); probe = L2 logistic regression on response averages. pca_diff and probe are scaled to the response_avg_diff norm per layer',
+          describe: 'Extraction method(s): response_avg_diff / prompt_avg_diff / prompt_last_diff = mean pos − neg activation over the response / prompt / at the last prompt token; pca_diff = first principal component of paired response-average differences (repeng; uncentred unless --pca-center); probe = L2 logistic regression on response averages. pca_diff and probe are scaled to the response_avg_diff norm per layer',
         })
+        .option('pca-center', { type: 'boolean', default: false, describe: "--method pca_diff: centre the pair differences first, exactly as repeng's sklearn PCA (removes the mean difference; see lib/persona/directions.ts)" })
         .option('probe-l2', { type: 'number', default: DEFAULT_PROBE_L2, describe: 'L2 penalty of --method probe (rows centred and scaled to RMS norm 1)' }),
     )) as never,
   handler: async (argv) => {
@@ -149,7 +150,7 @@ export const extractCommand: CommandModule<object, Args> = {
     await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
       const r = await extractPersonaVector({
         model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, outDir: argv.out, samples: argv.samples, antonym: argv.antonym,
-        threshold: argv.threshold, method: argv.method, probeL2: argv['probe-l2'], maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],
+        threshold: argv.threshold, method: argv.method, probeL2: argv['probe-l2'], pcaCenter: argv['pca-center'], maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],
         modelName: path.basename(path.resolve(argv.model)), onProgress: bar.on,
       });
       bar.stop();

@@ -1,10 +1,15 @@
 /**
  * Trait directions from paired activations other than the mean difference, one layer at a time:
  *
- *   pca_diff — the first principal component of the per-pair differences pos_k − neg_k, as repeng's
- *              read_representations(method="pca_diff") computes it (sklearn's PCA centres the differences
- *              first, so it is the axis along which pairs differ most around their average difference); the
- *              sign is repeng's: the one under which more pairs project pos above neg.
+ *   pca_diff — the first principal component of the per-pair differences pos_k − neg_k (repeng's
+ *              read_representations(method="pca_diff")); the sign is repeng's: the one under which more pairs
+ *              project pos above neg. By default the differences are not centred: the component is the top
+ *              singular vector of the difference matrix, which is what PCA gives on pairs in random order (RepE
+ *              shuffles them, so their mean is ~0). repeng's sklearn call centres them (`center: true`); with
+ *              pairs always ordered pos − neg that removes the mean difference, the trait direction itself, and
+ *              leaves the axis along which the effect size varies (on the organism's evil vector: cosine −0.02–0.08
+ *              with the mean difference at layers 1–6; steered at coef 2 at layers 1–3 without a system prompt it
+ *              gives evil scores 1.9–4.5, as a random direction does, where the uncentred one gives 14–32).
  *   probe    — the weight vector of an L2-regularised logistic regression of positive (1) vs negative (0)
  *              rows. Rows are centred and scaled by one common factor (RMS row norm → 1) so the penalty means
  *              the same on every layer and model; per-feature standardisation would blow up dimensions that
@@ -19,7 +24,7 @@ import { PersonaError } from '../errors';
 export interface PcaDirection {
   /** Unit vector [hidden]; all zeros when the differences do not vary. */
   direction: Float64Array;
-  /** Fraction of the (centred) differences' variance along the direction. */
+  /** Fraction of the differences' second moment (variance when centred) along the direction. */
   varianceExplained: number;
   /** Pairs whose pos row projects above its neg row, of all pairs. */
   pairsAgreeing: number;
@@ -56,11 +61,11 @@ function normalize(v: Float64Array): number {
 }
 
 /**
- * First principal component of the centred pair differences, by power iteration on DᵀD (never forming the
- * hidden × hidden matrix). Starts from the largest centred difference, which lies in the span the component
- * lives in; stops when the direction moves by less than 1e-10 (1 − |cos|) or after maxIterations.
+ * First principal component of the pair differences (centred first with `center`), by power iteration on DᵀD
+ * (never forming the hidden × hidden matrix). Starts from the largest difference, which lies in the span the
+ * component lives in; stops when the direction moves by less than 1e-10 (1 − |cos|) or after maxIterations.
  */
-export function pcaDiffDirection(pos: readonly Float32Array[], neg: readonly Float32Array[], opts: { maxIterations?: number } = {}): PcaDirection {
+export function pcaDiffDirection(pos: readonly Float32Array[], neg: readonly Float32Array[], opts: { center?: boolean; maxIterations?: number } = {}): PcaDirection {
   const h = checkRows(pos, neg, 'pca_diff', true);
   const n = pos.length;
   const D = pos.map((p, k) => {
@@ -74,7 +79,7 @@ export function pcaDiffDirection(pos: readonly Float32Array[], neg: readonly Flo
   let start = -1;
   let best = 0;
   D.forEach((d, k) => {
-    for (let i = 0; i < h; i++) d[i] -= mu[i];
+    if (opts.center) for (let i = 0; i < h; i++) d[i] -= mu[i];
     const nn = dot(d, d);
     total += nn;
     if (nn > best) {

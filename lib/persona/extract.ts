@@ -85,6 +85,8 @@ export function meanDifference(c: Captured, r: Reduction, pos: readonly number[]
 export interface MethodOptions {
   /** L2 penalty of the probe (on rows scaled to RMS norm 1); default DEFAULT_PROBE_L2. */
   probeL2?: number;
+  /** pca_diff: centre the differences first, exactly as repeng's sklearn PCA (default false; see ./directions.ts). */
+  pcaCenter?: boolean;
 }
 
 /** The rows of one captured reduction at captured layer j for the given sequences (views, no copy). */
@@ -117,7 +119,7 @@ export function methodVector(c: Captured, method: ExtractionMethod, pos: readonl
     const N = layerRows(c, r, neg, j);
     let dir: Float64Array;
     if (method === 'pca_diff') {
-      const d = pcaDiffDirection(P, N);
+      const d = pcaDiffDirection(P, N, { center: o.pcaCenter });
       dir = d.direction;
       stats.push({ varianceExplained: d.varianceExplained, pairsAgreeing: d.pairsAgreeing });
     } else {
@@ -130,7 +132,7 @@ export function methodVector(c: Captured, method: ExtractionMethod, pos: readonl
   const perLayer = (k: string) => stats.map((s) => s[k]);
   const meta: Record<string, unknown> =
     method === 'pca_diff'
-      ? { scale: 'response_avg_diff_norm', varianceExplained: perLayer('varianceExplained'), pairsAgreeing: perLayer('pairsAgreeing') }
+      ? { scale: 'response_avg_diff_norm', centered: o.pcaCenter ?? false, varianceExplained: perLayer('varianceExplained'), pairsAgreeing: perLayer('pairsAgreeing') }
       : { scale: 'response_avg_diff_norm', probeL2: o.probeL2 ?? DEFAULT_PROBE_L2, trainAccuracy: perLayer('accuracy'), converged: stats.every((s) => s.converged === 1) };
   return { data, meta };
 }
@@ -250,7 +252,7 @@ export async function extractPersonaVector<M extends ExtractionMethod = MeanDiff
   const common = { model: o.model, tokenizer: o.tokenizer, trait: o.trait, judges: o.judges, maxNewTokens: o.maxNewTokens ?? 64, temperature: o.temperature ?? 1, seed: o.seed, batchSize: o.batchSize };
   const pos = await runRollouts({ ...common, items: extractionItems(o.artifacts, o.trait, 'pos', samples, o.antonym), csvFile: files.pos, seed: `${o.seed ?? '0'}/pos`, onProgress: (d, t) => o.onProgress?.('pos rollouts', d, t) });
   const neg = await runRollouts({ ...common, items: extractionItems(o.artifacts, o.trait, 'neg', samples, o.antonym), csvFile: files.neg, seed: `${o.seed ?? '0'}/neg`, onProgress: (d, t) => o.onProgress?.('neg rollouts', d, t) });
-  const ex = await vectorsFromRollouts<M>({ model: o.model, tokenizer: o.tokenizer, pos: pos.rows, neg: neg.rows, trait: o.trait, threshold: o.threshold, coherenceMin: o.coherenceMin, batchSize: o.batchSize, modelName: o.modelName, method: methods, probeL2: o.probeL2, onBatch: (d, t) => o.onProgress?.('activations', d, t) });
+  const ex = await vectorsFromRollouts<M>({ model: o.model, tokenizer: o.tokenizer, pos: pos.rows, neg: neg.rows, trait: o.trait, threshold: o.threshold, coherenceMin: o.coherenceMin, batchSize: o.batchSize, modelName: o.modelName, method: methods, probeL2: o.probeL2, pcaCenter: o.pcaCenter, onBatch: (d, t) => o.onProgress?.('activations', d, t) });
   for (const [method, v] of Object.entries(ex.vectors) as [M, PersonaVector][]) {
     const f = path.join(o.outDir, `${o.trait}_${method}.safetensors`);
     v.save(f);

@@ -23,7 +23,8 @@ import { gaussianSampler, randomDirection } from './stats';
  *   response_avg_diff — mean over kept pairs of pos − neg, activations averaged over the response (the paper's)
  *   prompt_avg_diff   — the same, averaged over the prompt
  *   prompt_last_diff  — the same, at the last prompt token
- *   pca_diff          — first principal component of the per-pair response-average differences (repeng)
+ *   pca_diff          — first principal component of the per-pair response-average differences (repeng; uncentred
+ *                       unless meta.centered)
  *   probe             — L2-regularised logistic-regression weights, pos vs neg response averages
  * pca_diff and probe rows are unit directions scaled to the response_avg_diff row's norm at the same layer.
  */

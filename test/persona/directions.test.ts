@@ -120,17 +120,29 @@ describe('pca_diff and probe edge cases', () => {
   const g = gaussianSampler(seedrandom('edge'));
   const u = randomDirection(8, 1, g);
 
-  test('pca_diff follows repeng: centred differences; pairs that all differ alike have no principal axis (zero row)', () => {
+  test('pca_diff: uncentred, pairs that all differ alike give that difference; centred (repeng exactly) they give no axis', () => {
     const base = Array.from({ length: 10 }, () => randomDirection(8, 3, g));
     const pos = base.map((b) => b.map((x, i) => x + u[i]));
-    const r = pcaDiffDirection(pos, base);
-    expect(Array.from(r.direction).every((x) => x === 0)).toBe(true);
-    expect(r.varianceExplained).toBe(0);
-    // Any spread of the differences along u and the axis is found, with the sign repeng picks (majority of pairs).
+    const plain = pcaDiffDirection(pos, base);
+    expect(cos(plain.direction, u)).toBeGreaterThan(0.999999);
+    expect(plain.varianceExplained).toBeCloseTo(1, 6);
+    const centred = pcaDiffDirection(pos, base, { center: true });
+    expect(Array.from(centred.direction).every((x) => x === 0)).toBe(true);
+    expect(centred.varianceExplained).toBe(0);
+    // Centred, a spread of the differences along u is found, with the sign repeng picks (majority of pairs).
     const pos2 = base.map((b, k) => b.map((x, i) => x + (1 + k / 10) * u[i]));
-    const r2 = pcaDiffDirection(pos2, base);
+    const r2 = pcaDiffDirection(pos2, base, { center: true });
     expect(cos(r2.direction, u)).toBeGreaterThan(0.999999);
     expect(r2.pairsAgreeing).toBe(1);
+  });
+
+  test('pca_diff centred drops the mean difference: the axis of varying effect size wins over a constant shift', () => {
+    // Every pair differs by 3u (constant) plus a spread along v: uncentred finds u (the bigger second moment), centred v.
+    const v = randomDirection(8, 1, g);
+    const base = Array.from({ length: 20 }, () => randomDirection(8, 3, g));
+    const pos = base.map((b, k) => b.map((x, i) => x + 3 * u[i] + ((k % 5) - 2) * v[i]));
+    expect(cos(pcaDiffDirection(pos, base).direction, u)).toBeGreaterThan(0.95);
+    expect(Math.abs(cos(pcaDiffDirection(pos, base, { center: true }).direction, v))).toBeGreaterThan(0.999);
   });
 
   test('probe: a stronger penalty pulls the weights towards the class-mean difference', () => {
