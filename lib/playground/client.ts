@@ -40,10 +40,17 @@ export function servedClient(baseUrl = '', opts: { apiKey?: string; modelDir?: s
   const base = baseUrl.replace(/\/+$/, '');
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.apiKey) headers.authorization = `Bearer ${opts.apiKey}`;
-  return {
+  let model: { id?: string; root?: string } = {};
+  const client: PlaygroundClient = {
     modelDir: opts.modelDir,
-    describe: () => `served by ${base || 'this server'}`,
+    describe: () => `Served by ${base || ((globalThis as { location?: { origin: string } }).location?.origin ?? 'this server')}${model.id ? `: model ${model.id}` : ''}`,
     async vectors() {
+      // The model's id, and its directory where the server gives one as `root` (vLLM's field), for the commands.
+      const m = await f(`${base}/v1/models`, { headers });
+      if (m.ok) {
+        model = ((await m.json()) as { data?: { id?: string; root?: string }[] }).data?.[0] ?? {};
+        if (client.modelDir === undefined && typeof model.root === 'string') client.modelDir = model.root;
+      }
       const res = await f(`${base}/v1/persona/vectors`, { headers });
       if (!res.ok) throw await errorOf(res, 'GET /v1/persona/vectors');
       const body = (await res.json()) as { data?: VectorInfo[] };
@@ -80,4 +87,5 @@ export function servedClient(baseUrl = '', opts: { apiKey?: string; modelDir?: s
       };
     },
   };
+  return client;
 }

@@ -156,7 +156,7 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteSummary> {
   if (tokenizer.chatTemplate === undefined) throw new PersonaError('the tokenizer has no chat template; the playground needs one to render chats', { file: o.modelDir, field: 'chat_template' });
   if (o.vectors.length === 0) throw new PersonaError('give at least one persona vector file', { field: 'vectors' });
   const loaded = o.vectors.map((file) => {
-    const v = PersonaVector.load(file);
+    const v = PersonaVector.load(file, { numLayers: cfg.numLayers });
     if (v.hidden !== cfg.hiddenSize) throw new PersonaError(`vector has hidden size ${v.hidden}, the model ${o.modelDir} has ${cfg.hiddenSize}`, { file });
     if (v.numLayers !== undefined && v.numLayers !== cfg.numLayers)
       throw new PersonaError(`vector has ${v.numRows} rows (hidden_states 0..${v.numRows - 1}), the model ${o.modelDir} has ${cfg.numLayers} layers (${cfg.numLayers + 1} rows)`, { file });

@@ -21,6 +21,11 @@ const seen: unknown[] = [];
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
+    if (req.url === '/v1/models') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ object: 'list', data: [{ id: 'organism', object: 'model', created: 0, owned_by: 'persona', root: 'models/organism' }] }));
+      return;
+    }
     if (req.url === '/v1/persona/vectors') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ object: 'list', data: VECTORS }));
@@ -68,6 +73,9 @@ const settings: ViewSettings = {
 test('streams an answer through SSE: prompt projection first, then each token with its projection', async () => {
   const client = servedClient(base);
   expect(await client.vectors()).toEqual(VECTORS);
+  // The model's id and directory (vLLM's `root`) from /v1/models, for the header and the reproduce commands.
+  expect(client.describe()).toBe(`Served by ${base}: model organism`);
+  expect(client.modelDir).toBe('models/organism');
   const order: string[] = [];
   const a = await streamAnswer(client, requestOf(settings, true), { prompt: (p) => order.push(`prompt ${p}`), token: (t, i) => order.push(`token ${i} ${t.text} ${t.projection}`) });
   expect(order).toEqual([`prompt ${"It's late".length}`, 'token 0 Hello 0.5', 'token 1  you -1.25']);

@@ -54,9 +54,9 @@ export async function startPlayground(client: PlaygroundClient | Promise<Playgro
   let c: PlaygroundClient;
   try {
     c = await client;
+    state.vectors = await c.vectors();
     $('where').textContent = c.describe();
     $<HTMLTextAreaElement>('neutral').value = (c.neutralPrompts ?? DEFAULT_NEUTRAL_PROMPTS).join('\n');
-    state.vectors = await c.vectors();
   } catch (e) {
     setStatus('error', `Could not start: ${(e as Error).message}`);
     throw e;
