@@ -61,7 +61,7 @@ export async function loadServeEngine(modelDir: string, vectorPaths: readonly st
   const tokenizer = Tokenizer.load(modelDir);
   const model = await Model.load(modelDir);
   try {
-    return new ServeEngine(model, tokenizer, vectors, { modelName: path.basename(path.resolve(modelDir)), ...opts });
+    return new ServeEngine(model, tokenizer, vectors, { ...opts, modelName: opts.modelName ?? path.basename(path.resolve(modelDir)) });
   } catch (e) {
     model.dispose();
     throw e;
@@ -84,7 +84,7 @@ function apiErrorOf(e: unknown): ApiError {
 
 export function createServer(engine: ServeEngine, opts: ServerOptions = {}): FastifyInstance {
   const log = opts.log ?? (() => {});
-  const app = Fastify({ bodyLimit: opts.bodyLimit ?? 1 << 20, logger: false, disableRequestLogging: true, return503OnClosing: true });
+  const app = Fastify({ bodyLimit: opts.bodyLimit ?? 1 << 20, logger: false, return503OnClosing: true });
   const started = new WeakMap<FastifyRequest, { t0: number; tokens: number }>();
 
   app.addHook('onRequest', async (req, reply) => {
