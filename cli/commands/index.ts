@@ -19,6 +19,7 @@ import { screenCommand } from './screen';
 import { vectorCommand } from './vector';
 import { traitCommand } from './trait';
 import { organismCommand } from './organism';
+import { serveCommand } from './serve';
 import { playgroundCommand } from './playground';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -40,5 +41,6 @@ export const commands: CommandModule<any, any>[] = [
   planCommand,
   collectCommand,
   organismCommand,
+  serveCommand,
   playgroundCommand,
 ];
