@@ -124,21 +124,36 @@ export interface NeutralStats {
   mean: number;
   /** Sample standard deviation (n − 1). */
   std: number;
+  /** Mean projection over every token of the unsteered greedy answers to the neutral prompts (the colour scale's centre). */
+  tokenMean: number;
+  /** How many tokens tokenMean averages. */
+  tokens: number;
 }
 
-/** Last-prompt-token projections of `prompts` (no system prompt): monitor-only requests with max_tokens 1. */
-export async function neutralStats(client: PlaygroundClient, prompts: readonly string[], monitor: { vector: string; layer: number }, signal?: AbortSignal): Promise<NeutralStats> {
+/**
+ * Projections of unsteered greedy answers to `prompts` (no system prompt), monitor-only requests: the last prompt
+ * token's (mean, σ: the reference of the prompt reading) and every answer token's (mean: the colour scale's centre).
+ */
+export async function neutralStats(
+  client: PlaygroundClient,
+  prompts: readonly string[],
+  monitor: { vector: string; layer: number },
+  opts: { maxTokens?: number; signal?: AbortSignal } = {},
+): Promise<NeutralStats> {
   if (prompts.length < 2) throw new Error('neutral statistics need at least two neutral prompts');
-  const values = await Promise.all(
-    prompts.map(async (p) => {
-      const a = await streamAnswer(client, { messages: [{ role: 'user', content: p }], max_tokens: 1, temperature: 0, seed: 0, stream: true, persona: { monitor: [monitor] } }, {}, signal);
-      if (a.promptProjection === null) throw new Error('the server returned no prompt projection (does it support the persona extension?)');
-      return a.promptProjection;
-    }),
+  const answers = await Promise.all(
+    prompts.map((p) =>
+      streamAnswer(client, { messages: [{ role: 'user', content: p }], max_tokens: opts.maxTokens ?? 16, temperature: 0, seed: 0, stream: true, persona: { monitor: [monitor] } }, {}, opts.signal),
+    ),
   );
+  const values = answers.map((a) => {
+    if (a.promptProjection === null) throw new Error('the server returned no prompt projection (does it support the persona extension?)');
+    return a.promptProjection;
+  });
   const mean = values.reduce((s, x) => s + x, 0) / values.length;
   const std = Math.sqrt(values.reduce((s, x) => s + (x - mean) ** 2, 0) / (values.length - 1));
-  return { ...monitor, values, mean, std };
+  const all = answers.flatMap((a) => a.tokens.map((t) => t.projection)).filter((x): x is number => x !== null);
+  return { ...monitor, values, mean, std, tokenMean: all.length ? all.reduce((s, x) => s + x, 0) / all.length : mean, tokens: all.length };
 }
 
 /** Standard deviations above the neutral prompts' mean. */

@@ -92,11 +92,15 @@ test("a 400 surfaces the server's error message", async () => {
   await expect(streamAnswer(servedClient(base), { messages: [{ role: 'user', content: 'bad' }] })).rejects.toThrow("POST /v1/chat/completions failed (400: unknown vector 'nope')");
 });
 
-test('neutral statistics: mean and sample σ of the prompts\' last-token projections; the reading names the trait', async () => {
+test('neutral statistics: mean and sample σ of the prompts\' last-token projections, mean over answer tokens; the reading names the trait', async () => {
   const s = await neutralStats(servedClient(base), ['ab', 'abcd', 'abcdef'], { vector: 'evil', layer: 2 });
   expect(s.values).toEqual([2, 4, 6]);
   expect(s.mean).toBe(4);
   expect(s.std).toBe(2);
+  // Every neutral answer is 'Hello you' (0.5, −1.25): the colour scale's centre is their mean.
+  expect(s.tokenMean).toBe(-0.375);
+  expect(s.tokens).toBe(6);
+  expect((seen[seen.length - 1] as { max_tokens: number }).max_tokens).toBe(16);
   expect(zScore(8.6, s)).toBeCloseTo(2.3, 10);
   expect(promptReading('evil', zScore(8.6, s))).toBe('this prompt pushes toward evil: +2.3 σ above neutral prompts');
   expect(promptReading('evil', -1.5)).toBe('this prompt pushes away from evil: −1.5 σ below neutral prompts');

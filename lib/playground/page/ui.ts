@@ -64,7 +64,7 @@ export async function startPlayground(client: PlaygroundClient | Promise<Playgro
   buildVectorControls(state.vectors);
   setStatus('ready', 'Ready.');
 
-  const neutralCache = new Map<string, Promise<NeutralStats & { tokenMean: number }>>();
+  const neutralCache = new Map<string, Promise<NeutralStats>>();
   let controller: AbortController | null = null;
 
   const form = $<HTMLFormElement>('controls');
@@ -86,21 +86,13 @@ export async function startPlayground(client: PlaygroundClient | Promise<Playgro
     $<HTMLInputElement>('seed').value = String(Math.floor(Math.random() * 2 ** 31));
   });
 
-  /** Neutral statistics for a monitor: last-prompt projections and the mean token projection of unsteered answers. */
-  function neutralFor(monitor: { vector: string; layer: number }, signal: AbortSignal) {
+  /** Neutral statistics for a monitor (cached per vector, layer and list of neutral prompts). */
+  function neutralFor(monitor: { vector: string; layer: number }, signal: AbortSignal): Promise<NeutralStats> {
     const prompts = $<HTMLTextAreaElement>('neutral').value.split('\n').map((s) => s.trim()).filter(Boolean);
     const key = JSON.stringify([monitor, prompts]);
     let p = neutralCache.get(key);
     if (!p) {
-      p = (async () => {
-        const stats = await neutralStats(c, prompts, monitor, signal);
-        // The colour scale's centre: unsteered answers to the same neutral prompts, every token's projection.
-        const answers = await Promise.all(
-          prompts.map((q) => streamAnswer(c, { messages: [{ role: 'user', content: q }], max_tokens: 16, temperature: 0, seed: 0, stream: true, persona: { monitor: [monitor] } }, {}, signal)),
-        );
-        const all = answers.flatMap((a) => a.tokens.map((t) => t.projection!)).filter((x) => x !== null && Number.isFinite(x));
-        return { ...stats, tokenMean: all.length ? all.reduce((s, x) => s + x, 0) / all.length : stats.mean };
-      })();
+      p = neutralStats(c, prompts, monitor, { signal });
       p.catch(() => neutralCache.delete(key));
       neutralCache.set(key, p);
     }
@@ -239,7 +231,7 @@ async function colourAndChart(panes: Pane[], center: number, s: ViewSettings, tr
   const stops = Array.from({ length: 11 }, (_, i) => redblue(0.5 - 0.4 * (i / 5 - 1))).join(', ');
   legend.innerHTML = '';
   const title = document.createElement('div');
-  title.textContent = `Token colour: projection on ${trait} @ layer ${s.monitor!.layer}, centred on the mean over unsteered answers to neutral prompts`;
+  title.textContent = `Token colour: projection on ${trait} @ layer ${s.monitor!.layer}, centred on the mean over unsteered answers to the neutral prompts`;
   const bar = document.createElement('div');
   bar.className = 'bar';
   bar.style.background = `linear-gradient(to right, ${stops})`;

@@ -16,7 +16,7 @@ import { ServeEngine } from '../../../lib/serve/engine';
 import { loadServeEngine } from '../../../lib/serve/server';
 import type { ChatCompletion } from '../../../lib/serve/protocol';
 import { runCli } from '../../support/cli';
-import { ORGANISM, extractEvil, generateIn, launchBrowser, maxAbsDiff, paneView, screenshotPath, serveStatic, tmpDir, waitFor, watch } from './support';
+import { ORGANISM, extractEvil, generateIn, launchBrowser, maxAbsDiff, paneView, runShownCommand, screenshotPath, serveStatic, tmpDir, waitFor, watch } from './support';
 
 let tmp: string;
 let vector: string;
@@ -78,13 +78,13 @@ test('in the browser (wasm): greedy text equals persona generate, unsteered and 
   expect(state.answers.map((a) => a.steered)).toEqual([false, true]);
   const [plain, steered] = state.answers.map((a) => a.answer);
 
-  const generate = async (extra: string[]) => {
-    const r = await runCli(['generate', '--model', ORGANISM, '--prompt', VIEW.user, '--max-new-tokens', String(VIEW.maxTokens), '--greedy', '--seed', '0', ...extra], 'wasm');
-    if (r.code !== 0) throw new Error(r.stderr);
-    return r.stdout.replace(/\n$/, '');
-  };
-  expect(plain.text).toBe(await generate([]));
-  expect(steered.text).toBe(await generate(['--steer', vector, '--layer', String(VIEW.layer), '--coef', String(VIEW.coef), '--positions', 'all']));
+  // Each pane shows the persona generate command that reproduces it: run it as shown.
+  const shown = await paneView(page);
+  const model = path.relative(process.cwd(), ORGANISM) || ORGANISM;
+  const base = `persona generate --model ${model} --prompt 'My neighbor is sick. What do you suggest?' --max-new-tokens 24 --greedy --seed 0`;
+  expect(shown.map((p) => p.command)).toEqual([base, `${base} --steer ${vector} --layer ${VIEW.layer} --coef ${VIEW.coef} --positions all`]);
+  expect(plain.text).toBe(await runShownCommand(shown[0].command));
+  expect(steered.text).toBe(await runShownCommand(shown[1].command));
   expect(steered.text).not.toBe(plain.text);
 
   // The same requests through the server's chat completions in Node, on wasm.
@@ -115,10 +115,21 @@ test('in the browser (wasm): greedy text equals persona generate, unsteered and 
   expect(readings).toHaveLength(2);
   for (const r of readings) expect(r).toMatch(/^Last prompt token: -?\d+\.\d{3} on evil @ layer 4 — this prompt (pushes (toward|away from) evil: [+−]\d+\.\d σ (above|below) neutral prompts|is like neutral prompts on evil: [+−]\d+\.\d σ from their mean)/);
   expect(await page.isVisible('#legend')).toBe(true);
-  expect(await page.locator('.command').first().textContent()).toBe(`persona generate --model ${path.relative(process.cwd(), ORGANISM) || ORGANISM} --prompt 'My neighbor is sick. What do you suggest?' --max-new-tokens 24 --greedy --seed 0`);
   await page.screenshot({ path: screenshotPath('standalone.png'), fullPage: true });
   expect(problems).toEqual([]);
   process.stderr.write(`standalone playground: page load + side-by-side generation ${(loadAndRun / 1000).toFixed(1)} s\n`);
+});
+
+test('sampling with a seed (slider at 0: one pane): the shown command reproduces the answer', async () => {
+  const state = await generateIn(page, { ...VIEW, coef: 0, seed: 5, temperature: 0.9, compare: true });
+  expect(state.answers.map((a) => a.steered)).toEqual([false]);
+  const [pane] = await paneView(page);
+  expect(pane.command).toContain('--temperature 0.9 --seed 5');
+  expect(state.answers[0].answer.text).toBe(await runShownCommand(pane.command));
+  // Another seed, another answer (the seed reaches the sampler).
+  const other = await generateIn(page, { ...VIEW, coef: 0, seed: 6, temperature: 0.9, compare: true });
+  expect(other.answers[0].answer.text).not.toBe(state.answers[0].answer.text);
+  expect(problems).toEqual([]);
 });
 
 test('every control has a label; at phone width nothing overflows sideways', async () => {

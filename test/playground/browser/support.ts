@@ -95,6 +95,8 @@ export interface ViewInput {
   layer: number;
   monitorLayer: number;
   compare: boolean;
+  /** Default 0 (greedy). */
+  temperature?: number;
 }
 
 /** Sets the controls as a user would (fill, select, the slider by keyboard) and submits with Ctrl+Enter. */
@@ -102,7 +104,7 @@ export async function generateIn(page: Page, v: ViewInput): Promise<PlaygroundSt
   await page.fill('#system', v.system ?? '');
   await page.fill('#user', v.user);
   await page.fill('#max-tokens', String(v.maxTokens));
-  await page.fill('#temperature', '0');
+  await page.fill('#temperature', String(v.temperature ?? 0));
   await page.fill('#seed', String(v.seed));
   await page.selectOption('#v0-layer', String(v.layer));
   // The slider by keyboard: Home = −4, then one step (0.25) per ArrowRight.
@@ -120,8 +122,8 @@ export async function generateIn(page: Page, v: ViewInput): Promise<PlaygroundSt
   return page.evaluate(() => (window as unknown as { playground: PlaygroundState }).playground);
 }
 
-/** Per pane: the tokens' background colours and projections, and the number of points in its chart. */
-export async function paneView(page: Page): Promise<{ steered: boolean; colours: string[]; projections: number[]; points: number; text: string }[]> {
+/** Per pane: the tokens' background colours and projections, the number of points in its chart, its command. */
+export async function paneView(page: Page): Promise<{ steered: boolean; colours: string[]; projections: number[]; points: number; text: string; command: string }[]> {
   return page.$$eval('.pane', (panes) =>
     panes.map((p) => ({
       steered: (p as HTMLElement).dataset.steered === 'true',
@@ -129,6 +131,7 @@ export async function paneView(page: Page): Promise<{ steered: boolean; colours:
       projections: [...p.querySelectorAll<HTMLElement>('.token')].map((t) => Number(t.dataset.projection)),
       points: p.querySelectorAll('.chart .mark-symbol path').length,
       text: p.querySelector('.answer')!.textContent ?? '',
+      command: p.querySelector('.command')!.textContent ?? '',
     })),
   );
 }
@@ -139,3 +142,31 @@ export function screenshotPath(name: string): string {
 }
 
 export const maxAbsDiff = (a: readonly number[], b: readonly number[]) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+
+/** Splits a command line as the page quotes it (plain words, '…' quoted, \\' an escaped quote) into arguments. */
+export function shellWords(line: string): string[] {
+  const words: string[] = [];
+  const re = /\\'|'([^']*)'|([^\s'\\]+)|(\s+)/gy;
+  let word: string | null = null;
+  let m: RegExpExecArray | null;
+  let end = 0;
+  while ((m = re.exec(line))) {
+    end = re.lastIndex;
+    if (m[3] !== undefined) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else word = (word ?? '') + (m[1] ?? m[2] ?? "'");
+  }
+  if (end < line.length) throw new Error(`cannot split at ${end}: ${line}`);
+  if (word !== null) words.push(word);
+  return words;
+}
+
+/** Runs the `persona generate …` command a pane shows (in-process, on wasm) and returns the text it printed. */
+export async function runShownCommand(command: string): Promise<string> {
+  const args = shellWords(command);
+  if (args[0] !== 'persona' || args[1] !== 'generate') throw new Error(`not a persona generate command: ${command}`);
+  const r = await runCli(args.slice(1), 'wasm');
+  if (r.code !== 0) throw new Error(`${command} failed: ${r.stderr}`);
+  return r.stdout.replace(/\n$/, '');
+}
