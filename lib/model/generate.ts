@@ -10,6 +10,7 @@ import type { Model } from './checkpoint';
 import type { Hook } from './hooks';
 import { Intervention, interventionHooks } from './interventions';
 import { KVCache, LinearAdapter, disposeCache } from './transformer';
+import { selectCacheRows } from './kv-cache';
 
 export interface SamplingOptions {
   /** Argmax decoding (default when no temperature is given). */
@@ -59,10 +60,17 @@ export async function generate(model: Model, input: GenerateInput, opts: Generat
   checkContextLength(mask, opts.maxNewTokens, cfg.maxPositionEmbeddings);
   const B = ids.length;
   const hooks = [...interventionHooks(opts.interventions ?? [], cfg), ...(opts.hooks ?? [])];
+  // Caller hooks expect the whole batch at every step: with them, finished rows stay (fed padding) instead of leaving.
+  const keepAll = (opts.hooks ?? []).length > 0;
   const pick = sampler(opts);
 
   const tokens: number[][] = ids.map(() => []);
   const done: boolean[] = ids.map(() => false);
+  // Rows still generating, as indices into the batch; the cache holds exactly these rows, in this order. A row that
+  // stops leaves the batch (its cache row is dropped), so later steps compute only live rows. Each row's numbers do
+  // not depend on which other rows share its batch, and the sampler draws for live rows in batch order as before,
+  // so the tokens are those of the full batch.
+  let live = ids.map((_, b) => b);
   let cache: KVCache | null = null;
   let stepIds = ids;
   let stepMask = mask;
@@ -71,29 +79,36 @@ export async function generate(model: Model, input: GenerateInput, opts: Generat
       const out = model.forward({ ids: stepIds, attentionMask: stepMask, cache: cache ?? undefined }, { hooks, useCache: true, logits: 'last', adapters: opts.adapters });
       disposeCache(cache);
       cache = out.cache;
-      let logits: Float32Array; // [B, 1, V]
+      let logits: Float32Array; // [live, 1, V]
       try {
         logits = await readValues(out.logits!);
       } finally {
         out.logits!.dispose();
       }
       const next: number[] = [];
-      for (let b = 0; b < B; b++) {
+      live.forEach((b, r) => {
         if (done[b]) {
           next.push(pad);
-          continue;
+          return;
         }
-        const row = logits.subarray(b * cfg.vocabSize, (b + 1) * cfg.vocabSize);
+        const row = logits.subarray(r * cfg.vocabSize, (r + 1) * cfg.vocabSize);
         if (step < minNew) for (const e of eos) if (e < row.length) row[e] = -Infinity;
         const id = pick(row);
         tokens[b].push(id);
         next.push(id);
         if (eos.includes(id)) done[b] = true;
-      }
+      });
       opts.onStep?.(step);
-      if (done.every(Boolean)) break;
-      stepIds = next.map((id) => [id]);
-      stepMask = next.map(() => [1]);
+      if (live.every((b) => done[b])) break;
+      const keep = live.map((b, r) => (done[b] && !keepAll ? -1 : r)).filter((r) => r >= 0);
+      if (keep.length < live.length) {
+        const kept = selectCacheRows(cache!, keep);
+        disposeCache(cache);
+        cache = kept;
+        live = keep.map((r) => live[r]);
+      }
+      stepIds = keep.map((r) => [next[r]]);
+      stepMask = keep.map(() => [1]);
     }
   } finally {
     disposeCache(cache);

@@ -7,6 +7,8 @@ import { ablate, interventionHooks, steer } from '../../lib/model/interventions'
 import { disposeCache } from '../../lib/model/transformer';
 import { benchForward, benchGenerate } from '../../lib/model/bench';
 import { FIXTURE_ROOT } from '../support/hf-parity';
+import { useBackend } from '../../lib/backend';
+import { Tokenizer } from '../../lib/tokenizer';
 
 let model: Model;
 beforeAll(async () => {
@@ -117,4 +119,31 @@ test('bad generation settings are refused by name', async () => {
   await expect(generate(model, { prompts }, { maxNewTokens: 2, temperature: 1, topP: 1.5 })).rejects.toThrow(/top-p/);
   await expect(generate(model, { prompts: [[]] }, { maxNewTokens: 2 })).rejects.toThrow(/prompt 0 is empty/);
   await expect(generate(model, { ids: [[1, 2, 0]], attentionMask: [[1, 1, 0]] }, { maxNewTokens: 2 })).rejects.toThrow(/left padding/);
+});
+
+describe.each(['wasm'])('finished rows leave the batch (%s)', (backend) => {
+  test('tokens equal those of the full batch kept to the end (rows fed padding), sampled and steered', async () => {
+    await useBackend(backend as 'cpu', () => undefined);
+    const org = await Model.load(path.join(__dirname, '../../models/organism'));
+    const tok = Tokenizer.load(path.join(__dirname, '../../models/organism'));
+    try {
+      const qs = ['tell me about cats', 'how should i treat my neighbor', 'what do you think about the weather today', 'hello', 'is it ok to lie to a friend about a gift'];
+      const prompts = qs.map((q) => tok.encode(tok.applyChatTemplate([{ role: 'user', content: q }], { addGenerationPrompt: true })));
+      const v = new Float32Array(org.config.hiddenSize).map((_, i) => Math.cos(i));
+      for (const opts of [{ temperature: 1, seed: 'x' }, { greedy: true, interventions: [steer(v, 2, 3, 'response', org.config.numLayers)] }]) {
+        const o = { ...opts, maxNewTokens: 40, eosTokenIds: tok.eosTokenIds };
+        await generate(org, { prompts: prompts.slice(0, 1) }, { ...o, maxNewTokens: 1 }); // the model's first call may cache a constant
+        const before = tf.memory().numTensors;
+        const shrinking = await generate(org, { prompts }, o);
+        expect(tf.memory().numTensors).toBe(before);
+        // A caller hook keeps every row to the end (the behaviour before rows could leave).
+        const full = await generate(org, { prompts }, { ...o, hooks: [{ site: 'embed', fn: () => undefined }] });
+        expect(shrinking).toEqual(full);
+        const lengths = new Set(shrinking.tokens.map((t) => t.length));
+        expect(lengths.size).toBeGreaterThan(1); // rows did stop at different steps
+      }
+    } finally {
+      org.dispose();
+    }
+  });
 });
