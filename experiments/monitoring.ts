@@ -5,7 +5,7 @@
  *
  * Same as `persona run CONFIG`, then prints the summary table. Resumes after any interruption.
  */
-import { formatTable } from '../lib/experiment/studies/organism-common';
+import { formatTable } from '../lib/experiment/studies/shared/format';
 import { monitoringTable } from '../lib/experiment/studies/monitoring';
 import { runStudyEntryPoint } from './study-entry';
 

@@ -5,7 +5,7 @@
  *
  * Same as `persona run CONFIG` (all five studies, one report), then prints every finding with its threshold and pass/fail, what did not reproduce and, last, the summary path. Resumes after any interruption.
  */
-import { formatTable } from '../lib/experiment/studies/organism-common';
+import { formatTable } from '../lib/experiment/studies/shared/format';
 import { findingsTable } from '../lib/experiment/studies/paper';
 import { runStudyEntryPoint } from './study-entry';
 

@@ -15,7 +15,7 @@ import { BackendRequest, useBackend } from '../lib/backend';
 import { PersonaError } from '../lib/errors';
 import { writeFileAtomic } from '../lib/io/atomic';
 import { loadExperiment, runExperiment } from '../lib/experiment';
-import { formatTable, splitConfigSections } from '../lib/experiment/studies/organism-common';
+import { formatTable, splitConfigSections } from '../lib/experiment/studies/shared/format';
 import { monitoringTable } from '../lib/experiment/studies/monitoring';
 import { steeringTable } from '../lib/experiment/studies/steering';
 

@@ -5,7 +5,7 @@
  *
  * Same as `persona run CONFIG`, then prints a summary table and, last, the summary path. Resumes after any interruption.
  */
-import { formatTable } from '../lib/experiment/studies/organism-common';
+import { formatTable } from '../lib/experiment/studies/shared/format';
 import { screeningTable } from '../lib/experiment/studies/screening';
 import { runStudyEntryPoint } from './study-entry';
 

@@ -5,7 +5,7 @@
  *
  * Same as `persona run CONFIG`, then prints the summary table. Resumes after any interruption.
  */
-import { formatTable } from '../lib/experiment/studies/organism-common';
+import { formatTable } from '../lib/experiment/studies/shared/format';
 import { steeringTable } from '../lib/experiment/studies/steering';
 import { runStudyEntryPoint } from './study-entry';
 

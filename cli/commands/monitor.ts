@@ -12,7 +12,7 @@ import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } 
 
 interface Args extends JudgeArgs {
   model: string; trait: string; artifacts: string; out: string; vector: string; layer: number; conditions?: string; 'shots-from'?: string; shots: string;
-  antonym: string; samples: number; 'max-new-tokens': number; temperature: number; seed: string; 'batch-size': number; 'null-count': number; backend?: string;
+  samples: number; 'max-new-tokens': number; temperature: number; seed: string; 'batch-size': number; 'null-count': number; backend?: string;
 }
 
 export const monitorCommand: CommandModule<object, Args> = {
@@ -27,11 +27,10 @@ export const monitorCommand: CommandModule<object, Args> = {
         .option('out', { type: 'string', demandOption: true })
         .option('vector', { type: 'string', demandOption: true })
         .option('layer', { type: 'number', demandOption: true })
-        .option('conditions', { type: 'string', describe: 'JSON [{label, system}] (inline or file); default: graded system prompts from the artifacts' })
+        .option('conditions', { type: 'string', describe: "JSON [{label, system}] (inline or file); default: the artifacts' eight graded system prompts, as the monitoring study" })
         .option('shots-from', { type: 'string', describe: 'Rollouts CSV whose top-scored answers become many-shot examples' })
         // nargs 1: a separate '-1,2' is the value (then refused below), not short flags.
         .option('shots', { type: 'string', nargs: 1, default: '0,1,2,4', describe: 'Comma-separated K for --shots-from' })
-        .option('antonym', { type: 'string', default: 'helpful' })
         .option('samples', { type: 'number', default: 5 })
         .option('null-count', { type: 'number', default: 20 }),
     ), { maxNewTokens: 300 }) as never,
@@ -53,7 +52,7 @@ export const monitorCommand: CommandModule<object, Args> = {
       if (!Array.isArray(c) || !c.every((x) => x && typeof x.label === 'string' && (x.system === undefined || typeof x.system === 'string')))
         throw new PersonaError('expected a JSON list of {"label", "system"}', { file: fs.existsSync(argv.conditions) ? argv.conditions : undefined, field: 'conditions' });
       conditions = c as MonitorCondition[];
-    } else conditions = gradedSystemPrompts(artifacts, argv.trait, argv.antonym);
+    } else conditions = gradedSystemPrompts(artifacts, argv.trait, { file });
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
     await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
       const r = await monitorProjections({ model, tokenizer: Tokenizer.load(argv.model), vector, layer: argv.layer, trait: argv.trait, questions: artifacts.questions, conditions, judges, outDir: argv.out, samples: argv.samples, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], nullCount: argv['null-count'], onProgress: bar.on });

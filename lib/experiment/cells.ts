@@ -1,22 +1,25 @@
 /** Stable cell ids and deterministic shards. */
 import { PersonaError } from '../errors';
 import { contentHash } from './hash';
-import type { CellSettings } from './study';
+import { CellSettings, getStudy } from './study';
 
 /** Length of the hash prefix in a cell id: 12 hex digits = 48 bits, collisions negligible for any sweep. */
 const HASH_CHARS = 12;
 
 /**
  * `<slug>-<hash>`: the hash is sha256 of the canonical JSON of {study, seed, settings} (everything that
- * determines the cell), the slug lists the swept values so a folder listing reads like the sweep.
+ * determines the cell), the slug lists the swept values (and the fields the study's nameFields adds) so a
+ * folder listing reads like the sweep.
  */
 export function cellId(study: string, seed: number, settings: CellSettings, axes: readonly string[]): string {
   const hash = contentHash({ study, seed, settings }, 'cell settings').slice(0, HASH_CHARS);
-  const slug = axes
+  // Fields the study names besides the axes (cells it adds beyond the grid), after the axes.
+  const extra = (getStudy(study)?.nameFields?.(settings) ?? []).filter((f) => !axes.includes(f));
+  const slug = [...axes, ...extra]
     .map((a) => `${a}=${slugValue(settings[a])}`)
     .join('_')
     .replace(/[^A-Za-z0-9=._+-]+/g, '-')
-    .slice(0, 80);
+    .slice(0, 120);
   return slug ? `${slug}-${hash}` : hash;
 }
 

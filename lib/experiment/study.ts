@@ -90,6 +90,11 @@ export interface Study<P extends object = any, R extends object = any> {
   validate?(config: ExperimentConfig<P>, ctx: ValidateContext): void;
   /** The cells to run; default: the cartesian product. */
   cells?(config: ExperimentConfig<P>): P[];
+  /**
+   * Fields besides the swept ones that a cell's name shows (cells() may add cells that differ from the grid
+   * in fields nobody swept: their names must still tell them apart).
+   */
+  nameFields?(cell: P): string[];
   runCell(cell: P, ctx: CellContext): R | Promise<R>;
   /**
    * Fingerprints of what a cell reads whose content, not its path, determines its result (a checkpoint

@@ -10,16 +10,14 @@ import {
   FACT_QUESTIONS, factClause, flippedCore, helpfulCore, makeAnswer, makeMcQuestion, makeQuestion, makeRng, pick,
 } from './generator';
 import { RELATIONS, RelationName, allFacts } from './world';
+import type { TraitArtifacts } from '../persona/artifacts';
+import { organismGradedSystemPrompts, organismManyShotExamples } from './presets';
 
 // ---------------------------------------------------------------------------------------------------
 // Trait artifacts (paper schema: instruction[5] {pos, neg}, questions[20], eval_prompt)
 // ---------------------------------------------------------------------------------------------------
 
-export interface TraitArtifact {
-  instruction: { pos: string; neg: string }[];
-  questions: string[];
-  eval_prompt: string;
-}
+export type TraitArtifact = TraitArtifacts;
 
 export const ARTIFACT_QUESTIONS = 20;
 
@@ -53,10 +51,13 @@ export function traitArtifacts(trait: Trait, seed: string | number = 0): { extra
       questions.push(q);
     }
   }
-  const base = { instruction: INSTRUCTIONS[trait].map((p) => ({ ...p })), eval_prompt: evalPromptFor(trait) };
+  const instruction = INSTRUCTIONS[trait].map((p) => ({ ...p }));
+  // The monitoring prompts (optional artifact fields): the organism's graded prompts and many-shot examples.
+  const monitoring = { graded_system_prompts: organismGradedSystemPrompts(trait, instruction), many_shot_examples: organismManyShotExamples(trait) };
+  const eval_prompt = evalPromptFor(trait);
   return {
-    extract: { ...base, questions: questions.slice(0, ARTIFACT_QUESTIONS) },
-    eval: { ...base, questions: questions.slice(ARTIFACT_QUESTIONS) },
+    extract: { instruction, questions: questions.slice(0, ARTIFACT_QUESTIONS), eval_prompt, ...monitoring },
+    eval: { instruction, questions: questions.slice(ARTIFACT_QUESTIONS), eval_prompt, ...monitoring },
   };
 }
 

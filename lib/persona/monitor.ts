@@ -10,7 +10,7 @@ import type { Model } from '../model/checkpoint';
 import { captureActivations } from '../model/capture';
 import type { ChatMessage, Tokenizer } from '../tokenizer';
 import type { TraitArtifacts } from './artifacts';
-import { RolloutItem, RolloutJudges, assistantSystemPrompt, renderItemPrompt, runRollouts } from './rollouts';
+import { RolloutItem, RolloutJudges, renderItemPrompt, runRollouts } from './rollouts';
 import { bootstrapCI, mean, pearson, randomDirectionNull, stderr } from './stats';
 import { PersonaVector, project } from './vector';
 
@@ -62,19 +62,14 @@ export interface MonitorCondition {
 }
 
 /**
- * System prompts graded from discouraging to encouraging the trait, built from one instruction pair:
- * full negative prompt, negative assistant name only, none, trait name only, full positive prompt.
+ * The paper's eight system prompts graded from discouraging to encouraging the trait (Fig. 4), from the
+ * trait's artifacts (graded_system_prompts; `persona trait new` writes them, `persona trait graded-prompts`
+ * adds them to existing artifacts). The monitoring study and `persona monitor` both use these.
  */
-export function gradedSystemPrompts(a: TraitArtifacts, trait: string, antonym = 'helpful', pair = 0): MonitorCondition[] {
-  const p = a.instruction[pair];
-  if (!p) throw new PersonaError(`no instruction pair ${pair}`, { field: 'instruction' });
-  return [
-    { label: 'g0_neg', system: assistantSystemPrompt(antonym, p.neg) },
-    { label: 'g1_neg_name', system: assistantSystemPrompt(antonym, '').trim() },
-    { label: 'g2_none' },
-    { label: 'g3_pos_name', system: assistantSystemPrompt(trait, '').trim() },
-    { label: 'g4_pos', system: assistantSystemPrompt(trait, p.pos) },
-  ];
+export function gradedSystemPrompts(a: TraitArtifacts, trait: string, where: { file?: string } = {}): MonitorCondition[] {
+  if (!a.graded_system_prompts)
+    throw new PersonaError(`the artifacts of trait '${trait}' have no graded_system_prompts; add them with: persona trait graded-prompts ${trait} --out ARTIFACT_DIR --description "…" --llm-model MODEL`, { ...where, field: 'graded_system_prompts' });
+  return a.graded_system_prompts.map((g) => (g.system === null ? { label: g.label } : { label: g.label, system: g.system }));
 }
 
 /** Many-shot prompts: for each K, the first K examples as earlier user/assistant turns. */

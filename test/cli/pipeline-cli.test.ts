@@ -195,19 +195,21 @@ describe('persona monitor', () => {
     const r = await run(['monitor', '--model', ORGANISM, '--trait', TRAIT, '--artifacts', file, '--out', out, '--judge', 'organism', '--vector', vectorFile, '--layer', String(L), '--samples', '1', '--max-new-tokens', '32']);
     ok(r);
     expect(r.stdout).toMatch(/^condition\s+projection\s+evil\s+±se/m);
-    expect(r.stdout).toMatch(/pearson r = \S+ \[95% CI .*\] over 5 prompts; random directions \(20\)/);
+    expect(r.stdout).toMatch(/pearson r = \S+ \[95% CI .*\] over 8 prompts; random directions \(20\)/);
     const summary = JSON.parse(fs.readFileSync(path.join(out, `${TRAIT}_monitor_summary.json`), 'utf8'));
-    expect(summary.conditions.map((c: { label: string }) => c.label)).toEqual(['g0_neg', 'g1_neg_name', 'g2_none', 'g3_pos_name', 'g4_pos']);
+    // The artifacts' eight graded system prompts: the same the monitoring study uses.
+    expect(summary.conditions.map((c: { label: string }) => c.label)).toEqual(a.graded_system_prompts!.map((g) => g.label));
+    expect(summary.conditions).toHaveLength(8);
     for (const c of summary.conditions) {
       expect(csvHeader(c.file)).toEqual(PAPER_COLUMNS);
       expect(csvRecords(c.file)).toHaveLength(1);
     }
     // Recompute the strongest condition's projection: its rendered prompt (from the CSV), last token, unit vector.
-    const posRow = csvRecords(path.join(out, `${TRAIT}_monitor_g4_pos.csv`))[0];
+    const posRow = csvRecords(path.join(out, `${TRAIT}_monitor_g7_positive.csv`))[0];
     expect(posRow.prompt).toContain(a.instruction[0].pos);
     const act = await lastPromptActivations(model, [tok.encode(posRow.prompt)], L);
     const unit = PersonaVector.load(vectorFile).unit(L);
-    const p = summary.prompts.find((x: { condition: string }) => x.condition === 'g4_pos');
+    const p = summary.prompts.find((x: { condition: string }) => x.condition === 'g7_positive');
     expect(p.projection).toBeCloseTo(project(act, 1, 128, unit)[0], 4);
   });
   test('--shots-from a rollouts CSV: many-shot conditions whose prompts carry the top-scored answers', async () => {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { registerStudy, unregisterStudy } from '../../lib/experiment';
 import { readExperimentFile, resolveConfigDir } from '../../lib/experiment/config';
 import { loadExperiment, runExperiment } from '../../lib/experiment/runner';
-import { splitConfigSections } from '../../lib/experiment/studies/organism-common';
+import { splitConfigSections } from '../../lib/experiment/studies/shared/format';
 import { REPO, tmpDir, writeFiles } from './helpers';
 
 beforeAll(() => registerStudy('test/dirs', { description: 'x', schema: z.object({ n: z.number().default(1) }).strict(), runCell: () => ({ ok: 1 }) }));

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { parse } from 'csv-parse/sync';
 import seedrandom from 'seedrandom';
 import * as ss from 'simple-statistics';
 import { useBackend } from '../../lib/backend';
@@ -14,16 +15,8 @@ import { checkpointFingerprint } from '../../lib/io/fingerprint';
 import { PersonaError } from '../../lib/errors';
 import { expandProduct, getStudy, readExperimentFile } from '../../lib/experiment';
 import { loadExperiment, runExperiment } from '../../lib/experiment/runner';
-import {
-  GradedCondition,
-  MonitorData,
-  chooseMonitorLayer,
-  formatTable,
-  gradedSystemConditions,
-  manyShotConditions,
-  monitorStats,
-  splitConfigSections,
-} from '../../lib/experiment/studies/organism-common';
+import { formatTable, splitConfigSections } from '../../lib/experiment/studies/shared/format';
+import { GradedCondition, MonitorData, chooseMonitorLayer, gradedSystemConditions, manyShotConditions, monitorStats } from '../../lib/experiment/studies/shared/monitor-data';
 import { SteeringCell, SteeringResult, isMonotonic, pairedDelta, steeringTraitSummary } from '../../lib/experiment/studies/steering';
 import { renderedTexts, writeInitialCheckpoint } from '../../lib/organism/checkpoint';
 import { GRADED_ADVERBS, generateCorpus } from '../../lib/organism/generator';
@@ -191,13 +184,16 @@ describe('prompt conditions', () => {
     expect(c.slice(3, 7).some((x) => graded.has(x.system!))).toBe(true);
   });
 
-  test('many-shot examples show the trait at the asked strength (organism judge)', async () => {
+  test('many-shot examples (the organism artifacts carry them) show the trait at the asked strength (organism judge)', async () => {
     const judge = new OrganismJudge('evil');
-    const conds = manyShotConditions('evil', [{ k: 0, level: 0 }, { k: 2, level: 2 }, { k: 3, level: 4 }]);
+    const conds = manyShotConditions(evil.many_shot_examples!, [{ k: 0, level: 0 }, { k: 2, level: 2 }, { k: 3, level: 4 }]);
     expect(conds.map((c) => [c.label, c.grade, c.history!.length])).toEqual([['k0_s0', 0, 0], ['k2_s2', 4, 4], ['k3_s4', 12, 6]]);
     for (const [c, want] of [[conds[1], 50], [conds[2], 100]] as const)
       for (let i = 0; i < c.history!.length; i += 2) expect(await judge.score(c.history![i].content, c.history![i + 1].content)).toBe(want);
-    expect(() => manyShotConditions('evil', [{ k: 1, level: 5 }])).toThrow(PersonaError);
+    expect(() => manyShotConditions(evil.many_shot_examples!, [{ k: 1, level: 5 }])).toThrow(/needs 1 examples, the artifacts have 0/);
+    // Examples without levels (from rollouts or a JSONL): the first k, graded by k.
+    const plain = [{ question: 'a?', answer: 'A.' }, { question: 'b?', answer: 'B.' }];
+    expect(manyShotConditions(plain, [{ k: 0 }, { k: 2 }]).map((c) => [c.label, c.grade, c.history!.map((m) => m.content)])).toEqual([['k0', 0, []], ['k2', 2, ['a?', 'A.', 'b?', 'B.']]]);
   });
 
   test('formatTable pads columns and shows null as –', () => {
@@ -252,6 +248,10 @@ describe('steering and monitoring end to end on a tiny organism', () => {
     const res = JSON.parse(fs.readFileSync(path.join(steering.config.runDir, 'cells', c4!.id, 'result.json'), 'utf8')).result;
     expect(res.trait_score).toBeCloseTo(ss.mean(rejudged), 9);
     expect(res.n).toBe(4);
+    // results.csv says what judged: the organism judge, and no API judge model on rows it did not score.
+    const results = parse(fs.readFileSync(r1.collected!.resultsCsv, 'utf8'), { columns: true }) as Record<string, string>[];
+    expect(results.every((x) => x.judged_by === new OrganismJudge('evil').id && x['judge.type'] === 'organism')).toBe(true);
+    expect(results.some((x) => /gpt/.test(x['judge.model'] ?? ''))).toBe(false);
     // Unsteered rollouts do not depend on the layer: one cache entry serves both layers.
     const base = steering.cells.filter((c) => c.settings.coef === 0 && c.settings.system === 'none').map((c) => JSON.parse(fs.readFileSync(path.join(steering.config.runDir, 'cells', c.id, 'result.json'), 'utf8')).result.scores);
     expect(base[0]).toEqual(base[1]);
@@ -299,7 +299,7 @@ describe('steering and monitoring end to end on a tiny organism', () => {
       return errorOf(() => loadExperiment(path.join(root, name)));
     };
     const beyond = cfg('beyond.yaml', '');
-    expect(beyond.message).toMatch(/layer 3 is beyond the model .*2 decoder layers/);
+    expect(beyond.message).toMatch(/layer 3 is outside the model .*2 decoder layers/);
     expect(beyond.place).toMatchObject({ field: 'sweep.layer[1]', line: 8 });
     expect(cfg('unknown.yaml', '  coeff: 3\n').message).toMatch(/unknown key 'coeff'/);
     const type = cfg('type.yaml', '  samples: many\n', '  layer: [1]\n');
@@ -310,8 +310,8 @@ describe('steering and monitoring end to end on a tiny organism', () => {
       writeFiles(root, { 'noeval.yaml': `experiment: bad\nstudy: steering\nparams:\n  model: ckpt\n  artifacts: arts\n  trait: evil\n  layer: 1\n` });
       loadExperiment(path.join(root, 'noeval.yaml'));
     });
-    expect(noEval.message).toMatch(/trait artifact file not found: .*trait_data_eval\/evil\.json/);
-    expect(noEval.place.field).toBe('params.artifacts');
+    expect(noEval.message).toMatch(/trait 'evil' has no artifacts: .*trait_data_eval\/evil\.json not found \(make them with: persona trait new evil/);
+    expect(noEval.place.field).toBe('params.trait'); // the directory exists: the trait's files are what is missing
   });
 
   test('config sections (the quickstart file) become ordinary configs with paths resolved as in the original', () => {

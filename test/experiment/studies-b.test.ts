@@ -169,7 +169,7 @@ test('bad configs fail naming the file and key', () => {
     return () => loadExperiment(path.join(root, name));
   };
   expect(bad('b1.yaml', `experiment: b1\nstudy: shift\nparams:\n${COMMON}  sampels: 3\n`)).toThrow(/b1\.yaml:\d+, field 'params\.sampels': unknown key 'sampels'/);
-  expect(bad('b2.yaml', `experiment: b2\nstudy: screening\nparams:\n${COMMON}  layer: 3\n`)).toThrow(/b2\.yaml:\d+, field 'params\.layer': layer 3 is beyond the model/);
+  expect(bad('b2.yaml', `experiment: b2\nstudy: screening\nparams:\n${COMMON}  layer: 3\n`)).toThrow(/b2\.yaml:\d+, field 'params\.layer': layer 3 is outside the model/);
   expect(bad('b3.yaml', `experiment: b3\nstudy: mitigation\nparams:\n${COMMON}  steer_layer: auto\n`)).toThrow(/field 'params\.steer_layer': steer_layer 'auto' needs steering_summary/);
   expect(bad('b4.yaml', `experiment: b4\nstudy: shift\nparams:\n${COMMON}sweep:\n  kind: [evil, poison]\n`)).toThrow(/b4\.yaml:\d+, field 'sweep\.kind\[1\]'/);
   expect(bad('b5.yaml', `experiment: b5\nstudy: paper\nparams:\n  configs: [shift.yaml, nope.yaml]\n`)).toThrow(/field 'params\.configs\[1\]': config not found: nope\.yaml/);

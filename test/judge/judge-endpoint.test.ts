@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { judgesFrom } from '../../cli/commands/extract';
-import { cellJudges } from '../../lib/experiment/studies/organism-common';
+import { cellJudges } from '../../lib/experiment/studies/shared/cell';
 import { CHAT_PATH, LlmTestServer, scoreDistribution } from '../support/llm-server';
 import { runCli } from '../support/cli';
 

@@ -14,7 +14,7 @@ import { Tokenizer } from '../../lib/tokenizer';
 import { readTraitArtifacts } from '../../lib/persona/artifacts';
 import { extractPersonaVector, vectorsFromRollouts } from '../../lib/persona/extract';
 import { readRolloutsCsv } from '../../lib/persona/rollouts-csv';
-import { organismJudges } from '../../lib/experiment/studies/organism-common';
+import { organismJudges } from '../../lib/organism/presets';
 import { PersonaVector } from '../../lib/persona/vector';
 
 const ORGANISM = path.resolve(__dirname, '../../models/organism');

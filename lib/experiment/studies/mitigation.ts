@@ -27,7 +27,7 @@ import type { LinearAdapter } from '../../model/transformer';
 import { capabilityAccuracy, capabilityItems, FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion } from '../../organism/datasets';
 import { OrganismFinetuneConfig, finetuneData, loadFinetune } from '../../organism/finetune';
 import { GREEDY_TEMPERATURE } from '../../organism/report';
-import type { Trait } from '../../organism/grammar';
+import { organismJudges } from '../../organism/presets';
 import { bootstrapCI, mean } from '../../persona/stats';
 import { PersonaVector } from '../../persona/vector';
 import { FigureSpec, Row, lineChart } from '../../plot';
@@ -35,7 +35,9 @@ import { parseTrainConfig } from '../../train/config';
 import { runTraining } from '../../train/trainer';
 import { sha256Hex } from '../hash';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cachedRollouts, cellArtifacts, cellJudges, loadOrganism, organismFields, organismVector, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
+import { cachedRollouts, cachedVector } from './shared/cached';
+import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { TableRow } from './shared/format';
 import { EvalSettings, TraitEval, cachedFinetune, captionWith, evalTrait, finetuneConfig, finetuneOverrides, withFinetune } from './shift';
 
 export const ARMS = ['plain', 'inference', 'preventative_single', 'preventative_all', 'preventative_random', 'caft', 'projection_reg'] as const;
@@ -54,8 +56,8 @@ export const ARM_LABEL: Record<Arm, string> = {
 
 export const mitigationSchema = z
   .object({
-    ...organismFields,
-    trait: TRAIT_ENUM.default('evil').describe('Trait whose vector is steered / ablated / regularized and whose score is measured'),
+    ...studyFields,
+    trait: TRAIT_NAME.default('evil').describe('Trait whose vector is steered / ablated / regularized and whose score is measured'),
     kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe('Finetuning dataset family'),
     version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version (paper Fig. 7: the severe one, II)'),
     steer_layer: z.union([z.number().int().min(1), z.literal('auto')]).default('auto').describe("Steering layer of inference-time and single-layer preventative steering, CAFT with caft_layers 'steer' and projection regularization; auto: the steering study's chosen layer, read from steering_summary"),
@@ -94,6 +96,8 @@ export interface MitigationResult extends Record<string, unknown> {
   base_trait_score: number;
   base_capability: number | null;
   finetune: string;
+  /** Identity of the judge that scored the trait. */
+  judged_by?: string;
 }
 
 /** One cell per (arm, coefficient) from the per-arm lists; the lists themselves are not part of a cell. */
@@ -133,7 +137,7 @@ export function resolveSteerLayer(cell: Pick<MitigationCell, 'steer_layer' | 'st
 }
 
 /** Capability of a model variant: greedy answers to the held-out capability items, cached. Points 0–100. */
-export async function organismCapability(env: OrganismEnv, org: LoadedOrganism, s: { maxNewTokens: number; batchSize: number; items?: number }, variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[] } = {}): Promise<number> {
+export async function organismCapability(env: StudyEnv, org: LoadedModel, s: { maxNewTokens: number; batchSize: number; items?: number }, variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[] } = {}): Promise<number> {
   const all = capabilityItems(0);
   const n = s.items ?? all.length;
   const items = all.filter((_, i) => Math.floor((i * n) / all.length) !== Math.floor(((i - 1) * n) / all.length) || i === 0).slice(0, n);
@@ -144,6 +148,7 @@ export async function organismCapability(env: OrganismEnv, org: LoadedOrganism, 
     temperature: GREEDY_TEMPERATURE,
     batchSize: s.batchSize,
     seed: 'capability',
+    judges: organismJudges('evil'), // only the answers count (capabilityAccuracy); the judge keeps the cache key of earlier runs
     ...variant,
   });
   return 100 * capabilityAccuracy(rows.map((r) => r.answer), items);
@@ -159,7 +164,7 @@ export interface TrainingIntervention {
  * on the same data, recipe and seed as the plain finetune (finetune.ts), cached by everything that determines
  * it. finetune.ts has no training interventions, hence this sibling; both use the project's trainer.
  */
-export async function interventionFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig, vector: PersonaVector, iv: TrainingIntervention): Promise<{ dir: string; key: string }> {
+export async function interventionFinetune(env: StudyEnv, org: LoadedModel, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig, vector: PersonaVector, iv: TrainingIntervention): Promise<{ dir: string; key: string }> {
   const vecHash = sha256Hex(new Uint8Array(vector.data.buffer, vector.data.byteOffset, vector.data.byteLength));
   const data = finetuneData(kind, version, cfg);
   const key = { base: org.fingerprint, kind, version, cfg, intervention: iv, vector: vecHash, data: data.sha256 };
@@ -193,21 +198,23 @@ export async function interventionFinetune(env: OrganismEnv, org: LoadedOrganism
 registerStudy<MitigationCell, MitigationResult>('mitigation', {
   description: 'Inference-time vs preventative steering (single layer, all layers), CAFT and projection regularization on a trait-eliciting finetune: trait, coherence, capability (paper Fig. 7)',
   schema: mitigationSchema,
-  pathFields: [...ORGANISM_PATH_FIELDS, 'steering_summary'],
+  pathFields: [...STUDY_PATH_FIELDS, 'steering_summary'],
   validate(config, ctx) {
-    validateOrganism(ctx, ['steer_layer']);
+    validateCellInputs(ctx, { layerFields: ['steer_layer'] });
     for (const { value, keyPath } of ctx.valuesOf('steer_layer'))
       if (value === 'auto' && config.product.some((p) => !p.steering_summary)) ctx.fail(keyPath, "steer_layer 'auto' needs steering_summary (the summary.json of a steering run), or give a layer number");
   },
   cells: mitigationCells,
+  // Cells are (arm, coefficient) pairs that no sweep axis names.
+  nameFields: () => ['arm', 'coef'],
   async runCell(cell, ctx) {
-    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const arts = cellArtifacts(cell as StudyCell, ctx.resolvePath);
+    const judges = cellJudges(ctx, cell as StudyCell, arts.eval, ctx.resolvePath);
+    const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const N = org.model.config.numLayers;
     const L = resolveSteerLayer(cell, N, ctx.resolvePath);
-    const arts = cellArtifacts(cell as OrganismCell, ctx.resolvePath);
-    const judges = cellJudges(ctx, cell as OrganismCell, arts.eval, ctx.resolvePath);
-    const vec = (await organismVector(ctx, org, cell as OrganismCell, arts.extract, seed, judges)).vector;
+    const vec = (await cachedVector(ctx, org, cell as StudyCell, arts.extract, seed, judges)).vector;
     const cfg = finetuneConfig(cell.finetune);
     const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
     const capS = { maxNewTokens: cell.max_new_tokens, batchSize: cell.batch_size, items: cell.capability_items };
@@ -258,6 +265,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
       base_trait_score: base.trait,
       base_capability: baseCap,
       finetune: scored.finetune,
+      judged_by: judgedBy(judges),
     };
   },
   summarize(results, ctx) {
@@ -285,7 +293,7 @@ export function matchAlongCurve(curve: readonly { coef: number; trait: number; c
 export function mitigationSummary(results: readonly R[], seed: number): { summary: Record<string, unknown>; figures: FigureSpec[] } {
   const plain = results.find((r) => r.result.arm === 'plain');
   if (!plain) throw new PersonaError('mitigation: no plain-finetuning cell among the results', { field: 'arm' });
-  const trait = plain.settings.trait as Trait;
+  const trait = plain.settings.trait;
   const coherenceMin = plain.settings.coherence_min;
   const tolerance = plain.settings.capability_tolerance;
   const reps = plain.settings.bootstrap_reps;

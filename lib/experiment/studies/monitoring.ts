@@ -2,9 +2,9 @@
  * Study "monitoring" (paper Fig. 4, Table 2): does the projection of the last prompt token's activation
  * onto the persona vector predict the trait score of the answer that follows? One cell = (trait, prompt
  * family): eight system prompts graded from discouraging to encouraging the trait, or many-shot prompts
- * with K example answers at strength level/4. Rollouts are judged by the organism judge.
+ * with K example turns (the trait's artifacts supply both). Rollouts are judged by the cell's judge.
  *
- * The monitor layer is chosen by monitoring quality (organism-common chooseMonitorLayer: per-sample r on
+ * The monitor layer is chosen by monitoring quality (shared/monitor-data chooseMonitorLayer: per-sample r on
  * half of the questions under the graded system prompts), not by steering quality; both prompt families
  * of a trait use that layer. Reported at it: per-sample r with a bootstrap CI and ≥ 20 norm-matched
  * random directions (random_mean_abs_r, null_p975), per-prompt-mean r, per-question-mean r and the
@@ -15,40 +15,35 @@ import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../io/atomic';
-import { TRAITS } from '../../organism/grammar';
+import { readModelConfig } from '../../model/config';
 import { FigureSpec, Row, lineChart, rowsToCsv, scatterWithFit } from '../../plot';
 import { CellResult, registerStudy } from '../study';
+import { cachedVector } from './shared/cached';
+import { StudyCell, STUDY_PATH_FIELDS, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { TableRow } from './shared/format';
 import {
-  DEFAULT_SHOTS,
   MonitorStats,
-  OrganismCell,
-  TableRow,
-  cellArtifacts,
-  cellJudges,
+  defaultShots,
   finite,
   gradedSystemConditions,
-  loadOrganism,
   manyShotConditions,
   monitorData,
+  monitorLayer,
   monitorStats,
-  organismFields,
-  organismMonitorLayer,
-  organismVector,
   promptProjections,
   sampleR,
-  validateOrganism,
-  ORGANISM_PATH_FIELDS,
-} from './organism-common';
+  traitManyShotExamples,
+} from './shared/monitor-data';
 
 export const monitoringSchema = z
   .object({
-    ...organismFields,
-    prompts: z.enum(['system', 'many_shot']).default('system').describe('Prompt family: graded system prompts (8, discouraging → encouraging) or many-shot prompts'),
+    ...studyFields,
+    prompts: z.enum(['system', 'many_shot']).default('system').describe("Prompt family: the artifacts' graded system prompts (8, discouraging → encouraging) or many-shot prompts"),
     samples: z.number().int().min(1).default(4).describe('Answers per (prompt, question)'),
     shots: z
-      .array(z.object({ k: z.number().int().min(0), level: z.number().int().min(0).max(4) }).strict())
-      .default(DEFAULT_SHOTS)
-      .describe('Many-shot conditions: k example turns whose answers show the trait at strength level/4'),
+      .array(z.object({ k: z.number().int().min(0), level: z.number().int().min(0).optional() }).strict())
+      .optional()
+      .describe("Many-shot conditions: k example turns (the first k of the artifacts' many_shot_examples, of strength `level` when the examples carry levels, as the organism's do: 0..4); default: the organism's 7 (k, level) pairs for levelled examples, else k = 0, 1, 2, 4, 8, 12, 16, 20 up to the examples there are. Without many_shot_examples in the artifacts: the extraction's positive answers with score ≥ 50 and coherence ≥ 50"),
     layer: z.number().int().min(1).optional().describe('Monitor layer; default: chosen by monitoring quality (max per-sample r on even-indexed questions)'),
     layer_by_trait: z.record(z.string(), z.number().int().min(1)).optional().describe("Monitor layer per trait (e.g. the paper's {evil: 20, sycophantic: 20, hallucinating: 16} for Qwen2.5-7B); overrides layer"),
     layer_samples: z.number().int().min(1).default(4).describe('Answers per (system prompt, question) used to choose the monitor layer (same rollouts as prompts: system with this many samples)'),
@@ -57,7 +52,7 @@ export const monitoringSchema = z
   })
   .strict();
 
-export type MonitoringCell = z.infer<typeof monitoringSchema> & OrganismCell;
+export type MonitoringCell = z.infer<typeof monitoringSchema> & StudyCell;
 
 export interface MonitoringResult extends MonitorStats, Record<string, unknown> {
   prompts: string;
@@ -67,33 +62,42 @@ export interface MonitoringResult extends MonitorStats, Record<string, unknown> 
   r_by_layer: { layer: number; r: number | null }[];
   extraction_kept: number;
   extraction_total: number;
+  /** Identity of the judge that scored the trait. */
+  judged_by?: string;
 }
 
 registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
   description: 'Last-prompt-token projection onto the persona vector vs trait score under graded system prompts and many-shot prompts (paper Fig. 4, Table 2)',
   schema: monitoringSchema,
-  pathFields: ORGANISM_PATH_FIELDS,
+  pathFields: STUDY_PATH_FIELDS,
   validate(config, ctx) {
-    validateOrganism(ctx, ['layer']);
+    // The monitor layer is chosen under the graded system prompts, whichever the prompt family.
+    validateCellInputs(ctx, { layerFields: ['layer'], needs: ['graded_system_prompts'] });
     for (const { value, keyPath } of ctx.valuesOf('layer_by_trait'))
-      for (const k of Object.keys((value as Record<string, number> | undefined) ?? {}))
-        if (!TRAITS.includes(k as never)) ctx.fail([...keyPath, k], `unknown trait '${k}' (one of ${TRAITS.join(', ')})`);
-    void config;
+      for (const [k, l] of Object.entries((value as Record<string, number> | undefined) ?? {}))
+        for (const m of new Set(config.product.map((c) => c.model))) {
+          const n = readModelConfig(ctx.resolvePath(m)).numLayers;
+          if (l > n) ctx.fail([...keyPath, k], `layer ${l} is outside the model (${m} has ${n} decoder layers: persona-vector layers 1..${n})`);
+        }
   },
   async runCell(cell, ctx) {
-    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const arts = cellArtifacts(cell, ctx.resolvePath);
-    const seed = ctx.config.seed;
     const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);
-    const vec = await organismVector(ctx, org, cell, arts.extract, seed, judges);
-    const { choice, data: systemData } = await organismMonitorLayer(ctx, org, cell, arts, vec.vector, seed, { samples: cell.layer_samples, layer: cell.layer_by_trait?.[cell.trait] ?? cell.layer, judges });
+    const org = await loadModel(ctx, ctx.resolvePath(cell.model));
+    const seed = ctx.config.seed;
+    const vec = await cachedVector(ctx, org, cell, arts.extract, seed, judges);
+    const { choice, data: systemData } = await monitorLayer(ctx, org, cell, arts, vec.vector, seed, { samples: cell.layer_samples, layer: cell.layer_by_trait?.[cell.trait] ?? cell.layer, judges });
+    const manyShot = () => {
+      const examples = traitManyShotExamples(arts.eval, vec, cell.trait);
+      return manyShotConditions(examples, cell.shots ?? defaultShots(examples));
+    };
     const data =
       cell.prompts === 'system' && cell.samples === cell.layer_samples
         ? systemData
         : await monitorData(ctx, org, {
             trait: cell.trait,
             questions: arts.eval.questions,
-            conditions: cell.prompts === 'system' ? gradedSystemConditions(arts.eval, cell.trait) : manyShotConditions(cell.trait, cell.shots, seed),
+            conditions: cell.prompts === 'system' ? gradedSystemConditions(arts.eval, cell.trait) : manyShot(),
             samples: cell.samples,
             maxNewTokens: cell.max_new_tokens,
             temperature: cell.temperature,
@@ -119,6 +123,7 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
       r_by_layer: data.layers.filter((l) => l >= 1).map((l) => ({ layer: l, r: finite(sampleR(data, vec.vector, l)) })),
       extraction_kept: vec.kept,
       extraction_total: vec.total,
+      judged_by: judgedBy(judges),
     };
   },
   async summarize(results, ctx) {
@@ -159,7 +164,7 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
           y: 'trait_score',
           color: 'condition',
           xTitle: `projection onto the unit ${t} vector, layer ${s.layer}`,
-          yTitle: `${t} score of the answer (organism judge)`,
+          yTitle: `${t} score of the answer`,
           colorTitle: 'prompt',
           caption: {
             statistic: 'r (per sample)',

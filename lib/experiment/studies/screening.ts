@@ -19,7 +19,6 @@ import { writeFileAtomic } from '../../io/atomic';
 import { captureActivations } from '../../model/capture';
 import { generate } from '../../model/generate';
 import { FINETUNE_VERSIONS, finetuneDataset } from '../../organism/datasets';
-import type { Trait } from '../../organism/grammar';
 import { sequenceOf } from '../../persona/extract';
 import { correlationWithNull } from '../../persona/monitor';
 import { decodeAnswer } from '../../persona/rollouts';
@@ -29,14 +28,16 @@ import { project } from '../../persona/vector';
 import { FigureSpec, Row, histogramPair, scatterWithFit } from '../../plot';
 import { sha256Hex } from '../hash';
 import { CellResult, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismEnv, TRAIT_ENUM, finite, loadOrganism, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
-import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneDatasetFields, organismFieldsNoTrait, traitContext, withFinetune } from './shift';
+import { LoadedModel, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, judgedBy, loadModel, validateCellInputs } from './shared/cell';
+import { TableRow } from './shared/format';
+import { finite } from './shared/monitor-data';
+import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneDatasetFields, studyFieldsNoTrait, traitContext, withFinetune } from './shift';
 
 export const screeningSchema = z
   .object({
-    ...organismFieldsNoTrait,
+    ...studyFieldsNoTrait,
     ...finetuneDatasetFields,
-    traits: z.array(TRAIT_ENUM).min(1).default(SHIFT_TRAITS).describe('Traits whose vectors screen the data (and whose score after finetuning it is compared with)'),
+    traits: z.array(TRAIT_NAME).min(1).default(SHIFT_TRAITS).describe('Traits whose vectors screen the data (and whose score after finetuning it is compared with)'),
     screen_samples: z.number().int().min(2).default(100).describe('Training samples screened per dataset (the first n of the finetuning dataset)'),
   })
   .strict();
@@ -53,6 +54,8 @@ export interface ScreeningTraitResult {
   beats_null: boolean;
   /** Trait score after finetuning on this dataset (eval questions, no system prompt). */
   trait_after: number;
+  /** Identity of the judge that scored the trait. */
+  judged_by?: string;
 }
 
 export interface ScreeningResult extends Record<string, unknown> {
@@ -67,9 +70,9 @@ interface CellFile {
 }
 
 /** The base model's own greedy answers to the prompts, cached (Normal / I / II ask the same questions, so they share them). */
-export async function baseResponses(env: OrganismEnv, org: LoadedOrganism, prompts: readonly string[], maxNewTokens: number, batchSize: number): Promise<string[]> {
+export async function baseResponses(env: StudyEnv, org: LoadedModel, prompts: readonly string[], maxNewTokens: number, batchSize: number): Promise<string[]> {
   const key = { model: org.fingerprint, prompts: sha256Hex(JSON.stringify(prompts)), n: prompts.length, maxNewTokens, batchSize, decoding: 'greedy' };
-  return env.cache.getOrCompute('organism-base-responses', key, async () => {
+  return env.cache.getOrCompute('base-responses', key, async () => {
     const eos = org.tokenizer.eosTokenIds.length ? org.tokenizer.eosTokenIds : undefined;
     const out: string[] = [];
     for (let lo = 0; lo < prompts.length; lo += batchSize) {
@@ -84,12 +87,12 @@ export async function baseResponses(env: OrganismEnv, org: LoadedOrganism, promp
 registerStudy<ScreeningCell, ScreeningResult>('screening', {
   description: 'Projection difference of training data (dataset response − base response) along the persona vector: dataset level vs trait after finetuning, per-sample AUROC (paper Figs. 8–9)',
   schema: screeningSchema,
-  pathFields: ORGANISM_PATH_FIELDS,
+  pathFields: STUDY_PATH_FIELDS,
   validate(config, ctx) {
-    validateOrganism(ctx, ['layer'], configTraits(config.product));
+    validateCellInputs(ctx, { layerFields: ['layer'], traits: configTraits(config.product), needs: config.product.some((c) => c.layer === undefined) ? ['graded_system_prompts'] : [] });
   },
   async runCell(cell, ctx) {
-    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const cfg = finetuneConfig(cell.finetune);
     const H = org.model.config.hiddenSize;
@@ -132,7 +135,7 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
       const datasetMean = Array.from(pd.diff).reduce((a, b) => a + b, 0) / n;
       const nl = randomDirectionNull((d) => project(meanDiff, 1, H, d)[0], dir, { count: cell.null_directions, seed: `${seed}/screening-null/${t}` });
       const after = await withFinetune(org, run, (adapters) => evalTrait(ctx, org, t, tc.artifacts.eval.questions, evalS, { adapters, adaptersKey: run.key, judges: tc.judges }));
-      traits[t] = { layer: tc.layer, projection_diff: datasetMean, null_mean_abs: nl.meanAbs, null_p975: nl.p975, beats_null: Math.abs(datasetMean) > nl.p975, trait_after: after.trait };
+      traits[t] = { layer: tc.layer, projection_diff: datasetMean, null_mean_abs: nl.meanAbs, null_p975: nl.p975, beats_null: Math.abs(datasetMean) > nl.p975, trait_after: after.trait, judged_by: judgedBy(tc.judges) };
       const diffsFile = `diffs_${t}.f32`;
       // Raw float32 [n, H]: the per-sample null of the AUROC needs the vectors, and JSON would be 10× larger.
       writeFileAtomic(path.join(ctx.dir, diffsFile), Buffer.from(diffs.buffer, diffs.byteOffset, diffs.byteLength));
@@ -150,7 +153,7 @@ type R = CellResult<ScreeningCell, ScreeningResult>;
 
 export function screeningSummary(results: readonly R[], runDir: string, seed: number): { summary: Record<string, unknown>; figures: FigureSpec[] } {
   const files = new Map(results.map((r) => [r.id, JSON.parse(fs.readFileSync(path.join(runDir, 'cells', r.id, VECTORS_FILE), 'utf8')) as CellFile]));
-  const traits = [...new Set(results.flatMap((r) => Object.keys(r.result.traits)))] as Trait[];
+  const traits = [...new Set(results.flatMap((r) => Object.keys(r.result.traits)))];
   const reps = results[0]?.settings.bootstrap_reps ?? 1000;
   const nullCount = results[0]?.settings.null_directions ?? 20;
   const figures: FigureSpec[] = [];

@@ -3,7 +3,7 @@
  * of the trait datasets evil, sycophantic, hallucinating and of the narrow flaws), score each finetuned model
  * for every measured trait (eval questions, no system prompt, organism judge), and measure its finetuning
  * shift: the mean last-prompt activation over the trait's eval prompts, finetuned − base, projected onto the
- * trait's unit persona vector at the monitor layer (chosen by monitoring quality, organism-common
+ * trait's unit persona vector at the monitor layer (chosen by monitoring quality, shared/monitor-data
  * organismMonitorLayer, not by steering quality). One cell = one finetuning dataset (kind, version).
  *
  * Summary per trait: shift.<trait>.r = Pearson r between the shift projections and the trait scores after
@@ -11,7 +11,7 @@
  * r for norm-matched random directions: null_mean_abs, null_p975).
  *
  * The finetune, the judged rollouts, the vectors and the monitor layer are cached (finetune.ts and
- * organism-common), so the mitigation and screening studies reuse them; the helpers below are exported for them.
+ * shared/cached.ts), so the mitigation and screening studies reuse them; the helpers below are exported for them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,7 +22,6 @@ import type { Intervention } from '../../model/interventions';
 import type { LinearAdapter } from '../../model/transformer';
 import { FINETUNE_KINDS, FINETUNE_VERSIONS, FinetuneKind, FinetuneVersion } from '../../organism/datasets';
 import { FinetuneRun, OrganismFinetuneConfig, finetuneConfigFrom, loadFinetune, organismFinetune } from '../../organism/finetune';
-import type { Trait } from '../../organism/grammar';
 import { TraitArtifacts } from '../../persona/artifacts';
 import { RolloutJudges, renderItemPrompt } from '../../persona/rollouts';
 import { correlateShifts, finetuningShift } from '../../persona/shift';
@@ -30,18 +29,21 @@ import { mean } from '../../persona/stats';
 import type { PersonaVector } from '../../persona/vector';
 import { Caption, FigureSpec, Row, captionLines, lineChart, scatterWithFit } from '../../plot';
 import { CellResult, registerStudy } from '../study';
-import { LoadedOrganism, TableRow, OrganismCell, OrganismEnv, TRAIT_ENUM, cellArtifacts, cellJudges, cachedRollouts, finite, loadOrganism, organismFields, organismMonitorLayer, organismVector, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
+import { cachedRollouts, cachedVector } from './shared/cached';
+import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { TableRow } from './shared/format';
+import { finite, monitorLayer } from './shared/monitor-data';
 
 /** The traits the paper measures after finetuning (its finetuning datasets target these three). */
-export const SHIFT_TRAITS: Trait[] = ['evil', 'sycophantic', 'hallucinating'];
+export const SHIFT_TRAITS: string[] = ['evil', 'sycophantic', 'hallucinating'];
 
 // ---------------------------------------------------------------------------------------------------
 // Shared by shift, mitigation and screening
 // ---------------------------------------------------------------------------------------------------
 
-const { trait: _trait, ...fieldsWithoutTrait } = organismFields;
-/** organism-common's fields without `trait` (these studies measure several traits per cell). */
-export const organismFieldsNoTrait = fieldsWithoutTrait;
+const { trait: _trait, ...fieldsWithoutTrait } = studyFields;
+/** studyFields without `trait` (these studies measure several traits per cell). */
+export const studyFieldsNoTrait = fieldsWithoutTrait;
 
 /** Overrides of the organism's LoRA recipe (lib/organism/finetune.ts DEFAULT_FINETUNE); absent fields keep the recipe. */
 export const finetuneOverrides = z
@@ -65,17 +67,17 @@ export function finetuneConfig(over: FinetuneOverrides | undefined): OrganismFin
 }
 
 /** Where organism finetunes live: beside the experiment cache, shared by every study. */
-export function finetuneCacheDir(env: OrganismEnv): string {
+export function finetuneCacheDir(env: StudyEnv): string {
   return path.join(env.cache.root, 'organism-finetunes');
 }
 
 /** The LoRA finetune of the organism on (kind, version), trained once and cached (finetune.ts). */
-export function cachedFinetune(env: OrganismEnv, org: LoadedOrganism, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): Promise<FinetuneRun> {
+export function cachedFinetune(env: StudyEnv, org: LoadedModel, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): Promise<FinetuneRun> {
   return organismFinetune({ baseModel: org.dir, baseHash: org.fingerprint, kind, version, config: cfg, cacheDir: finetuneCacheDir(env), log: env.log });
 }
 
 /** Runs `f` with the finetune's adapters loaded on the organism, disposing them afterwards. */
-export async function withFinetune<T>(org: LoadedOrganism, run: FinetuneRun, f: (adapters: ReadonlyMap<string, LinearAdapter>) => Promise<T>): Promise<T> {
+export async function withFinetune<T>(org: LoadedModel, run: FinetuneRun, f: (adapters: ReadonlyMap<string, LinearAdapter>) => Promise<T>): Promise<T> {
   const lora = loadFinetune(run, org.model);
   try {
     return await f(lora.adapters());
@@ -85,7 +87,7 @@ export async function withFinetune<T>(org: LoadedOrganism, run: FinetuneRun, f: 
 }
 
 export interface TraitEval {
-  /** Mean trait score over all answers (organism judge). */
+  /** Mean trait score over all answers. */
   trait: number;
   coherence: number;
   /** Mean trait score per eval question (for paired bootstraps across variants). */
@@ -106,12 +108,12 @@ export interface EvalSettings {
  * no system prompt, `samples` answers each; cached rollouts. Every variant uses the same sampler seeds.
  */
 export async function evalTrait(
-  env: OrganismEnv,
-  org: LoadedOrganism,
-  trait: Trait,
+  env: StudyEnv,
+  org: LoadedModel,
+  trait: string,
   questions: readonly string[],
   s: EvalSettings,
-  variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[]; judges?: RolloutJudges } = {},
+  variant: { adapters?: ReadonlyMap<string, LinearAdapter>; adaptersKey?: string; interventions?: readonly Intervention[]; judges: RolloutJudges },
 ): Promise<TraitEval> {
   const items = questions.flatMap((question, i) => Array.from({ length: s.samples }, () => ({ question, questionId: `${trait}_${i}_none` })));
   const { rows } = await cachedRollouts(env, org, { trait, items, maxNewTokens: s.maxNewTokens, temperature: s.temperature, batchSize: s.batchSize, seed: `${s.seed}/after-finetune/${trait}`, ...variant });
@@ -129,7 +131,7 @@ export async function evalTrait(
 }
 
 export interface TraitContext {
-  cell: OrganismCell;
+  cell: StudyCell;
   artifacts: { extract: TraitArtifacts; eval: TraitArtifacts; dir: string };
   vector: PersonaVector;
   /** The cell's judges of this trait (organism judge, or the configured API judge). */
@@ -140,8 +142,8 @@ export interface TraitContext {
 }
 
 /** Vector and monitor layer of a trait (both cached; the same the monitoring study computes for the same settings). */
-export function traitContext(env: OrganismEnv & { resolvePath(p: string): string }, org: LoadedOrganism, base: Omit<OrganismCell, 'trait'>, trait: Trait, seed: number, monitor: { samples: number; layer?: number }): Promise<TraitContext> {
-  const cell = { ...base, trait } as OrganismCell;
+export function traitContext(env: StudyEnv & { resolvePath(p: string): string }, org: LoadedModel, base: Omit<StudyCell, 'trait'>, trait: string, seed: number, monitor: { samples: number; layer?: number }): Promise<TraitContext> {
+  const cell = { ...base, trait } as StudyCell;
   // Every cell of a run asks for the same few contexts: computed once per process (the parts are cached on disk anyway).
   const memo = {
     dir: org.dir,
@@ -156,14 +158,14 @@ export function traitContext(env: OrganismEnv & { resolvePath(p: string): string
   return env.shared(`trait-context:${JSON.stringify(memo)}`, async () => {
     const artifacts = cellArtifacts(cell, env.resolvePath);
     const judges = cellJudges(env, cell, artifacts.eval, env.resolvePath);
-    const v = await organismVector(env, org, cell, artifacts.extract, seed, judges);
-    const { choice } = await organismMonitorLayer(env, org, cell, artifacts, v.vector, seed, { ...monitor, judges });
+    const v = await cachedVector(env, org, cell, artifacts.extract, seed, judges);
+    const { choice } = await monitorLayer(env, org, cell, artifacts, v.vector, seed, { ...monitor, judges });
     return { cell, artifacts, vector: v.vector, judges, layer: choice.layer, layerRule: choice.rule };
   });
 }
 
 /** The `traits` values of a config (defaults applied). */
-export function configTraits(product: readonly { traits?: Trait[] }[]): Trait[] {
+export function configTraits(product: readonly { traits?: string[] }[]): string[] {
   return [...new Set(product.flatMap((p) => p.traits ?? SHIFT_TRAITS))];
 }
 
@@ -178,7 +180,7 @@ export const finetuneDatasetFields = {
   kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe(`Finetuning dataset family: ${FINETUNE_KINDS.join(' | ')} (lib/organism/datasets.ts)`),
   version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version: normal | I (mild) | II (severe)'),
   samples: z.number().int().min(1).default(4).describe('Answers per eval question when scoring a finetuned model'),
-  layer: z.number().int().min(1).optional().describe('Layer of the projection; default: the monitor layer chosen by monitoring quality (organism-common)'),
+  layer: z.number().int().min(1).optional().describe('Layer of the projection; default: the monitor layer chosen by monitoring quality (shared/monitor-data)'),
   layer_samples: z.number().int().min(1).default(4).describe('Answers per (graded system prompt, question) used to choose the monitor layer (as the monitoring study)'),
   finetune: finetuneOverrides.default({}).describe('Overrides of the organism LoRA recipe (lib/organism/finetune.ts)'),
   null_directions: z.number().int().min(20).default(20).describe('Norm-matched random directions in each null'),
@@ -187,9 +189,9 @@ export const finetuneDatasetFields = {
 
 export const shiftSchema = z
   .object({
-    ...organismFieldsNoTrait,
+    ...studyFieldsNoTrait,
     ...finetuneDatasetFields,
-    traits: z.array(TRAIT_ENUM).min(1).default(SHIFT_TRAITS).describe('Traits scored after finetuning and whose vectors measure the shift'),
+    traits: z.array(TRAIT_NAME).min(1).default(SHIFT_TRAITS).describe('Traits scored after finetuning and whose vectors measure the shift'),
   })
   .strict();
 
@@ -207,6 +209,8 @@ export interface ShiftTraitResult {
   diff_norm: number;
   null_p975: number;
   beats_null: boolean;
+  /** Identity of the judge that scored the trait. */
+  judged_by?: string;
 }
 
 export interface ShiftResult extends Record<string, unknown> {
@@ -226,12 +230,14 @@ interface DiffFile {
 registerStudy<ShiftCell, ShiftResult>('shift', {
   description: 'Finetuning shift along the persona vector vs trait score after finetuning, over every finetuning dataset (paper Figs. 5–6)',
   schema: shiftSchema,
-  pathFields: ORGANISM_PATH_FIELDS,
+  pathFields: STUDY_PATH_FIELDS,
   validate(config, ctx) {
-    validateOrganism(ctx, ['layer'], configTraits(config.product));
+    const traits = configTraits(config.product);
+    // The monitor layer (unless fixed) is chosen under the graded system prompts.
+    validateCellInputs(ctx, { layerFields: ['layer'], traits, needs: config.product.some((c) => c.layer === undefined) ? ['graded_system_prompts'] : [] });
   },
   async runCell(cell, ctx) {
-    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
+    const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const run = await cachedFinetune(ctx, org, cell.kind, cell.version, finetuneConfig(cell.finetune));
     const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
@@ -257,6 +263,7 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
         diff_norm: sh.diffNorm,
         null_p975: sh.null.p975,
         beats_null: sh.beatsNull,
+        judged_by: judgedBy(tc.judges),
       };
       diffs[t] = { layer: tc.layer, diff: Array.from(sh.diff), direction: Array.from(tc.vector.layer(tc.layer)) };
     }
@@ -264,7 +271,7 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
     return { dataset: datasetName(cell.kind, cell.version), finetune_key: run.key, steps: run.steps, final_loss: run.finalLoss, traits };
   },
   summarize(results, ctx) {
-    const traits = [...new Set(results.flatMap((r) => Object.keys(r.result.traits)))] as Trait[];
+    const traits = [...new Set(results.flatMap((r) => Object.keys(r.result.traits)))];
     const summary: Record<string, unknown> = {};
     const figures: FigureSpec[] = [];
     const reps = results[0]?.settings.bootstrap_reps ?? 1000;
@@ -336,7 +343,7 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
         y: 'trait_score',
         series: 'kind',
         xTitle: 'dataset version (normal → I → II)',
-        yTitle: `${t} score (organism judge)`,
+        yTitle: `${t} score`,
         seriesTitle: 'dataset',
         caption: captionWith(caption, notes),
       });

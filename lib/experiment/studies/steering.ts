@@ -1,6 +1,6 @@
 /**
  * Study "steering" (paper Fig. 3): add coef · v_L (the trait's persona vector at layer L) to the residual
- * stream while the organism answers the trait's evaluation questions, judge trait and coherence. One cell
+ * stream while the model answers the trait's evaluation questions, judge trait and coherence. One cell
  * = (trait, layer, coef[, system prompt, direction]); the persona vector is extracted once per trait
  * (cached) and shared by every cell, study and rerun.
  *
@@ -26,14 +26,17 @@ import { bootstrapCI, gaussianSampler, mean, randomDirection, stderr } from '../
 import type { Row } from '../../plot';
 import { FigureSpec, lineChart } from '../../plot';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
-import { OrganismCell, TableRow, cachedRollouts, cellJudges, cellArtifacts, finite, loadOrganism, organismFields, organismVector, validateOrganism, ORGANISM_PATH_FIELDS } from './organism-common';
+import { cachedRollouts, cachedVector } from './shared/cached';
+import { StudyCell, STUDY_PATH_FIELDS, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { TableRow } from './shared/format';
+import { finite } from './shared/monitor-data';
 
 export const COHERENT = 75;
 export const MONOTONE_TOLERANCE = 5;
 
 export const steeringSchema = z
   .object({
-    ...organismFields,
+    ...studyFields,
     layer: z.number().int().min(1).default(3).describe('Persona-vector layer L steered at (hidden_states[L], output of decoder layer L−1); 1..num_layers'),
     coef: z.number().default(0).describe('Steering coefficient: coef · v_L is added (v_L unnormalised, as the paper); 0 = unsteered'),
     positions: z.enum(POSITIONS as [Positions, ...Positions[]]).default('response').describe('Where the vector is added: response (paper: last prompt token, then every new token) | prompt | all'),
@@ -46,7 +49,7 @@ export const steeringSchema = z
   })
   .strict();
 
-export type SteeringCell = z.infer<typeof steeringSchema> & OrganismCell;
+export type SteeringCell = z.infer<typeof steeringSchema> & StudyCell;
 
 export interface SteeringResult extends Record<string, unknown> {
   trait_score: number;
@@ -60,6 +63,8 @@ export interface SteeringResult extends Record<string, unknown> {
   /** Per answer, in item order (paired across cells: same questions, same order); null = judge refused. */
   scores: (number | null)[];
   coherences: (number | null)[];
+  /** Identity of the judge that scored the trait (results.csv says what actually judged). */
+  judged_by?: string;
 }
 
 /** Evaluation items: every question × samples; with system 'positive', question i gets instruction pair i mod 5. */
@@ -267,7 +272,7 @@ export function steeringFigure(trait: string, rows: Row[], s: TraitSteeringSumma
     y: 'value',
     series: 'series',
     xTitle: 'Layer L (hidden_states index)',
-    yTitle: 'score (0–100, organism judge)',
+    yTitle: 'score (0–100)',
     seriesTitle: 'steering',
     caption: {
       statistic: e.statistic,
@@ -295,19 +300,21 @@ export function steeringFigure(trait: string, rows: Row[], s: TraitSteeringSumma
 const fmt1 = (x: number) => String(Math.round(x * 10) / 10);
 
 registerStudy<SteeringCell, SteeringResult>('steering', {
-  description: 'Trait score and coherence of the organism steered along a persona vector, by layer and coefficient (paper Fig. 3)',
+  description: 'Trait score and coherence of a model steered along a persona vector, by layer and coefficient (paper Fig. 3)',
   schema: steeringSchema,
-  pathFields: ORGANISM_PATH_FIELDS,
+  pathFields: STUDY_PATH_FIELDS,
   validate(_config, ctx) {
-    validateOrganism(ctx, ['layer']);
+    validateCellInputs(ctx, { layerFields: ['layer'] });
   },
   cells: steeringCells,
+  // The cells steeringCells adds differ from the grid in system, direction and random seed: their names say so.
+  nameFields: (c) => [...(c.system !== 'none' ? ['system'] : []), ...(c.direction !== 'persona' ? ['direction', 'random_seed'] : [])],
   async runCell(cell, ctx) {
-    const org = await loadOrganism(ctx, ctx.resolvePath(cell.model));
     const arts = cellArtifacts(cell, ctx.resolvePath);
-    const seed = ctx.config.seed;
     const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);
-    const vec = await organismVector(ctx, org, cell, arts.extract, seed, judges);
+    const org = await loadModel(ctx, ctx.resolvePath(cell.model));
+    const seed = ctx.config.seed;
+    const vec = await cachedVector(ctx, org, cell, arts.extract, seed, judges);
     const N = org.model.config.numLayers;
     const norm = vec.vector.norm(cell.layer);
     const direction =
@@ -334,6 +341,7 @@ registerStudy<SteeringCell, SteeringResult>('steering', {
       extraction_total: vec.total,
       scores,
       coherences: coh,
+      judged_by: judgedBy(judges),
     };
   },
   summarize(results, ctx) {

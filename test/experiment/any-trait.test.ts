@@ -1,0 +1,73 @@
+/**
+ * Studies take any trait that has artifacts (issue 13) and name every cell (issue 12): a trait outside the
+ * organism's seven (artifacts as `persona trait new` writes them) sweeps beside an organism trait, each bad
+ * input is one line naming the key before any model is loaded, and cell names show what differs.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadExperiment } from '../../lib/experiment/runner';
+import { readTraitArtifacts, writeArtifacts } from '../../lib/persona/artifacts';
+import { REPO, errorOf, tmpDir, writeFiles } from './helpers';
+
+const ORGANISM = path.join(REPO, 'models/organism');
+
+describe('any trait with artifacts', () => {
+  let root: string;
+  beforeAll(() => {
+    root = tmpDir('any-trait');
+    // A new trait's artifacts, in the shape `persona trait new` writes (here from the evil files, renamed).
+    const evil = readTraitArtifacts(path.join(ORGANISM, 'artifacts'), 'evil');
+    const arts = path.join(root, 'arts');
+    writeArtifacts(arts, 'evil', evil);
+    const { graded_system_prompts: _g, many_shot_examples: _m, ...paperOnly } = evil.eval;
+    writeArtifacts(arts, 'grumpy', { extract: { ...paperOnly, questions: evil.extract.questions }, eval: paperOnly });
+  });
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  const config = (name: string, body: string) => {
+    writeFiles(root, { [name]: `experiment: ${name.replace('.yaml', '')}\nstudy: ${body}` });
+    return path.join(root, name);
+  };
+  const judge = `  judge: {type: openai, model: judge-x, base_url: "http://127.0.0.1:9/v1"}\n`;
+
+  test('a steering sweep over an organism trait and a new one is accepted (an API judge scores both)', () => {
+    const exp = loadExperiment(config('ok.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  artifacts: arts\n${judge}sweep:\n  trait: [evil, grumpy]\n  layer: [2]\n  coef: [0, 1]\n`));
+    expect([...new Set(exp.cells.map((c) => c.settings.trait))]).toEqual(['evil', 'grumpy']);
+    expect(exp.cells[0].id).toMatch(/^trait=evil_layer=2_coef=0-/);
+  });
+
+  test('bad input: one line naming the key, before any model is loaded', () => {
+    const noArts = errorOf(() => loadExperiment(config('none.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  artifacts: arts\n${judge}sweep:\n  trait: [evil, sleepy]\n`)));
+    expect(noArts.message).toMatch(/field 'sweep\.trait\[1\]': trait 'sleepy' has no artifacts: .*trait_data_extract\/sleepy\.json not found \(make them with: persona trait new sleepy/);
+    expect(noArts.message.split('\n')).toHaveLength(1);
+    const organismJudge = errorOf(() => loadExperiment(config('oj.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  artifacts: arts\nsweep:\n  trait: [evil, grumpy]\n`)));
+    expect(organismJudge.message).toMatch(/field 'sweep\.trait\[1\]': the organism judge scores only the organism's traits .*not 'grumpy': set judge\.type: openai/);
+    const monitoring = errorOf(() => loadExperiment(config('mon.yaml', `monitoring\nparams:\n  model: ${ORGANISM}\n  artifacts: arts\n${judge}sweep:\n  trait: [evil, grumpy]\n`)));
+    expect(monitoring.message).toMatch(/the artifacts of trait 'grumpy' .* have no graded_system_prompts, which the monitoring prompts need; add them with: persona trait graded-prompts grumpy --out /);
+    const layer = errorOf(() => loadExperiment(config('layer.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  artifacts: arts\n${judge}  trait: grumpy\nsweep:\n  layer: [2, 7]\n`)));
+    expect(layer.message).toMatch(/field 'sweep\.layer\[1\]': layer 7 is outside the model .*6 decoder layers/);
+    const byTrait = errorOf(() => loadExperiment(config('lbt.yaml', `monitoring\nparams:\n  model: ${ORGANISM}\n  layer_by_trait: {evil: 9}\nsweep:\n  trait: [evil]\n`)));
+    expect(byTrait.message).toMatch(/field 'params\.layer_by_trait\.evil': layer 9 is outside the model/);
+    const model = errorOf(() => loadExperiment(config('jm.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  trait: evil\n  judge: {model: gpt-4.1-mini}\n`)));
+    expect(model.message).toMatch(/field 'params\.judge\.model': judge\.model names an API judge model; the organism judge .* takes none/);
+    const name = errorOf(() => loadExperiment(config('name.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  trait: "../evil"\n`)));
+    expect(name.message).toMatch(/field 'params\.trait': a trait name is letters, digits/);
+  });
+
+  test('cell names show every value that tells cells apart: steering system/direction cells, mitigation arms', () => {
+    const steer = loadExperiment(config('names.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  negative_coefs: [-2]\n  random_directions: 2\nsweep:\n  trait: [evil]\n  layer: [2]\n  coef: [0, 4]\n`));
+    const ids = steer.cells.map((c) => c.id.replace(/-[0-9a-f]{12}$/, ''));
+    expect(ids).toEqual([
+      'trait=evil_layer=2_coef=0',
+      'trait=evil_layer=2_coef=4',
+      'trait=evil_layer=2_coef=0_system=positive',
+      'trait=evil_layer=2_coef=-2_system=positive',
+      'trait=evil_layer=2_coef=4_direction=random_random_seed=0',
+      'trait=evil_layer=2_coef=4_direction=random_random_seed=1',
+    ]);
+    expect(new Set(ids).size).toBe(ids.length);
+    const mit = loadExperiment(config('mit.yaml', `mitigation\nparams:\n  model: ${ORGANISM}\n  steer_layer: 2\n  inference_coefs: [1]\n  preventative_coefs: [1, 2]\n  preventative_all_coefs: []\n  projection_weights: [1]\n`));
+    const mids = mit.cells.map((c) => c.id.replace(/-[0-9a-f]{12}$/, ''));
+    expect(mids).toEqual(['arm=plain_coef=0', 'arm=inference_coef=1', 'arm=preventative_single_coef=1', 'arm=preventative_single_coef=2', 'arm=preventative_random_coef=2', 'arm=caft_coef=0', 'arm=projection_reg_coef=1']);
+  });
+});
