@@ -122,6 +122,32 @@ describe('persona serve (OpenAI-compatible)', () => {
     for (const c of tokenChunks) expect(Number.isFinite(c.persona.monitor[0].projection)).toBe(true);
   });
 
+  test('stop strings end the text before them, streamed or not, and free the row', async () => {
+    const base = { model: 'organism', messages: [{ role: 'user' as const, content: QUESTIONS[0] }], temperature: 0, max_tokens: 30 };
+    const full = (await client.chat.completions.create(base)).choices[0].message.content!;
+    const words = full.trim().split(/\s+/);
+    expect(words.length).toBeGreaterThan(3);
+    const stop = ` ${words[2]}`;
+    const cut = full.slice(0, full.indexOf(stop));
+    const r = await client.chat.completions.create({ ...base, stop: [stop, 'zzz never'] });
+    expect(r.choices[0].message.content).toBe(cut);
+    expect(r.choices[0].finish_reason).toBe('stop');
+    const s = await client.chat.completions.create({ ...base, stop, stream: true });
+    let text = '';
+    let finish: string | null = null;
+    for await (const c of s) {
+      text += c.choices[0]?.delta.content ?? '';
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe(cut);
+    expect(finish).toBe('stop');
+    expect(engine.batcher.load.running).toBe(0);
+    // max_tokens reached: finish_reason length.
+    const short = await client.chat.completions.create({ ...base, max_tokens: 2 });
+    expect(short.choices[0].finish_reason).toBe('length');
+    expect(short.usage!.completion_tokens).toBe(2);
+  });
+
   test('logprobs and top_logprobs, as the framework judge reads them', async () => {
     const r = await client.chat.completions.create({ model: 'organism', messages: [{ role: 'user', content: QUESTIONS[3] }], temperature: 0, max_tokens: 3, logprobs: true, top_logprobs: 5 });
     const content = r.choices[0].logprobs!.content!;
