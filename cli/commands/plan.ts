@@ -3,12 +3,13 @@ import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { PersonaError } from '../../lib/errors';
 import { LoadedExperiment, isCellDone, loadExperiment, shardOf, slurmScript } from '../../lib/experiment';
-import { PlanEstimate, estimateExperiment, formatEstimate } from '../../lib/experiment/estimate';
+import YAML from 'yaml';
+import { PlanEstimate, estimateExperiment, estimateTraining, formatEstimate, formatTrainEstimate } from '../../lib/experiment/estimate';
 import { writeFileAtomic } from '../../lib/io/atomic';
 
 interface Args {
   config: string; slurm: boolean; shards?: number; 'output-dir'?: string; 'cache-dir'?: string; json: boolean;
-  estimate: boolean; bench?: string; 'judge-price-in'?: number; 'judge-price-out'?: number; 'answer-tokens'?: number;
+  estimate: boolean; bench?: string; 'judge-price-in'?: number; 'judge-price-out'?: number; 'answer-tokens'?: number; 'train-examples'?: number;
 }
 
 export const planCommand: CommandModule<object, Args> = {
@@ -26,8 +27,15 @@ export const planCommand: CommandModule<object, Args> = {
       .option('bench', { type: 'string', describe: 'JSON of `persona bench generate --json FILE` on the target machine: adds GPU hours at that speed' })
       .option('judge-price-in', { type: 'number', describe: 'Judge price, USD per million input tokens (e.g. 0.4 for gpt-4.1-mini)' })
       .option('judge-price-out', { type: 'number', describe: 'Judge price, USD per million output tokens (e.g. 1.6 for gpt-4.1-mini)' })
-      .option('answer-tokens', { type: 'number', describe: 'Expected answer length in tokens (default: every answer runs to max_new_tokens, an upper bound)' }) as never,
+      .option('answer-tokens', { type: 'number', describe: 'Expected answer length in tokens (default: every answer runs to max_new_tokens, an upper bound)' })
+      .option('train-examples', { type: 'number', describe: 'Training config whose training_file is not here: its number of examples' }) as never,
   handler: (argv) => {
+    if (isTrainingConfig(argv.config)) {
+      // A `persona train` config (finetunes): passes, steps and tokens; GPU hours from `persona bench train --json`.
+      const e = estimateTraining(argv.config, { examples: argv['train-examples'], benchFile: argv.bench });
+      process.stdout.write(argv.json ? `${JSON.stringify({ training: e }, null, 2)}\n` : formatTrainEstimate(e));
+      return;
+    }
     // The estimate needs only the config: a machine without the model can plan (the cell list needs the model to validate).
     let exp: LoadedExperiment | undefined;
     try {
@@ -70,3 +78,14 @@ export const planCommand: CommandModule<object, Args> = {
     if (estimate) process.stdout.write(`${exp ? '\n' : ''}${formatEstimate(estimate)}`);
   },
 };
+
+/** A `persona train` config (training_file, no study) rather than an experiment config. */
+function isTrainingConfig(file: string): boolean {
+  let raw: unknown;
+  try {
+    raw = YAML.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return false; // the experiment loader reports the file's problem
+  }
+  return !!raw && typeof raw === 'object' && 'training_file' in raw && !('study' in raw);
+}

@@ -25,6 +25,7 @@ import * as path from 'node:path';
 import { PersonaError } from '../errors';
 import { COHERENCE_PROMPT_NAME, DEFAULT_COHERENCE_PROMPT, loadJudgePrompts, selectJudgePrompt } from '../judge/judge';
 import { readTraitArtifacts } from '../persona/artifacts';
+import { readTrainConfig } from '../train/config';
 import { readExperimentFile, resolveConfigDir } from './config';
 import { CellSettings, ExperimentConfig, expandProduct, getStudy, studyNames } from './study';
 import './studies'; // registers the built-in studies
@@ -471,6 +472,112 @@ export function formatEstimate(e: PlanEstimate): string {
     const g = e.gpu;
     lines.push(`GPU hours: ${g.hours.toFixed(2)} (decode ${g.decodeHours.toFixed(2)}, prefill ${g.prefillHours.toFixed(2)}, activations ${g.activationHours.toFixed(2)}) at ${g.bench.decodeMsPerStep.toFixed(1)} ms per decoding step (batch ${g.bench.batch}) and ${f(g.bench.prefillTokensPerS)} prefill tokens/s on ${g.bench.backend}${g.bench.adapter ? ` (${g.bench.adapter})` : ''}, from ${g.bench.file}`);
     for (const n of g.notes) lines.push(`  note: ${n}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Training configs (`persona train CONFIG`: the finetunes of the shift, mitigation and screening studies)
+// ---------------------------------------------------------------------------------------------------
+
+export interface TrainEstimate {
+  file: string;
+  /** Training examples (after the held-out fraction), where the count came from, and tokens per example. */
+  examples: number;
+  examplesSource: string;
+  tokensPerExample: number;
+  tokensSource: string;
+  epochs: number;
+  /** Micro-batches of per_device_train_batch_size: one forward + backward pass each. */
+  forwardBackwardPasses: number;
+  optimizerSteps: number;
+  /** Tokens through the model: forwardBackwardPasses × batch × tokens per example (padding to the longest ignored). */
+  tokens: number;
+  gpu?: { hours: number; tokensPerS: number; bench: string; notes: string[] };
+}
+
+/** Examples and mean tokens (≈ characters / 4 + 5 per message, capped at max_seq_length) of `{"messages": [...]}` JSONL files. */
+function jsonlStats(files: readonly string[], maxSeq: number): { examples: number; tokens: number } {
+  let examples = 0;
+  let tokens = 0;
+  for (const f of files)
+    fs.readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+      if (!line.trim()) return;
+      let m: unknown;
+      try {
+        m = (JSON.parse(line) as { messages?: unknown }).messages;
+      } catch (e) {
+        throw new PersonaError(`line ${i + 1} is not JSON: ${(e as Error).message}`, { file: f });
+      }
+      if (!Array.isArray(m)) throw new PersonaError(`line ${i + 1} has no "messages" list`, { file: f });
+      examples++;
+      tokens += Math.min(maxSeq, chatPromptTokens(m.map((x) => String((x as { content?: unknown })?.content ?? '').length)));
+    });
+  return { examples, tokens: examples ? tokens / examples : 0 };
+}
+
+/**
+ * The work of a training config: examples (counted in its training files, else `examples`), micro-batches (forward +
+ * backward passes), optimizer steps and tokens; GPU hours from `persona bench train --json` (tokens/s at its batch and
+ * sequence length).
+ */
+export function estimateTraining(file: string, o: { examples?: number; benchFile?: string } = {}): TrainEstimate {
+  const { config: c } = readTrainConfig(file);
+  const files = c.training_file as string[];
+  const missing = files.filter((f) => !fs.existsSync(f));
+  let examples: number;
+  let tokens: number;
+  let examplesSource: string;
+  let tokensSource: string;
+  if (!missing.length) {
+    const s = jsonlStats(files, c.max_seq_length);
+    examples = s.examples;
+    tokens = Math.ceil(s.tokens);
+    examplesSource = tokensSource = files.join(', ');
+  } else {
+    if (o.examples === undefined) throw new PersonaError(`training file not found: ${missing[0]}; give the number of examples (persona plan --train-examples N) to estimate without it`, { file, field: 'training_file' });
+    examples = o.examples;
+    tokens = c.max_seq_length;
+    examplesSource = '--train-examples';
+    tokensSource = 'max_seq_length (upper bound: the training file is not here)';
+  }
+  if (!(Number.isInteger(examples) && examples >= 1)) throw new PersonaError(`training examples must be a positive integer, got ${examples}`, { file, field: 'training_file' });
+  const train = c.test_file ? examples : examples - Math.floor(examples * c.held_out_fraction);
+  const microPerEpoch = Math.ceil(train / c.per_device_train_batch_size);
+  const stepsPerEpoch = Math.ceil(microPerEpoch / c.gradient_accumulation_steps);
+  const capped = c.max_steps !== null && c.max_steps > 0;
+  const steps = capped ? c.max_steps! : stepsPerEpoch * c.epochs;
+  const passes = capped ? c.max_steps! * c.gradient_accumulation_steps : microPerEpoch * c.epochs;
+  const seen = capped ? passes * c.per_device_train_batch_size : c.epochs * train;
+  const r: TrainEstimate = { file, examples: train, examplesSource, tokensPerExample: tokens, tokensSource, epochs: c.epochs, forwardBackwardPasses: passes, optimizerSteps: steps, tokens: seen * tokens };
+  if (o.benchFile !== undefined) {
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(fs.readFileSync(o.benchFile, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new PersonaError(`cannot read the bench JSON: ${(e as Error).message}`, { file: o.benchFile });
+    }
+    const tps = j.tokens_per_s;
+    if (typeof tps !== 'number' || !(tps > 0)) throw new PersonaError("bench JSON has no positive 'tokens_per_s': write it with `persona bench train --json FILE` on the target machine", { file: o.benchFile, field: 'tokens_per_s' });
+    const notes: string[] = [];
+    if (j.seq_len !== undefined && j.seq_len !== tokens) notes.push(`measured at ${String(j.seq_len)} tokens per sequence; examples here are ~${tokens} (rerun persona bench train --seq-len ${tokens})`);
+    const wantMode = c.is_peft ? 'lora' : 'full';
+    if (j.mode !== undefined && j.mode !== wantMode) notes.push(`measured ${String(j.mode)} training; the config trains ${wantMode}`);
+    r.gpu = { hours: r.tokens / tps / 3600, tokensPerS: tps, bench: o.benchFile, notes };
+  }
+  return r;
+}
+
+export function formatTrainEstimate(e: TrainEstimate): string {
+  const f = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+  const lines = [
+    `${e.file}: training work estimate`,
+    `examples ${f(e.examples)} (${e.examplesSource}); ~${f(e.tokensPerExample)} tokens each (${e.tokensSource}); ${e.epochs} epoch(s)`,
+    `forward + backward passes ${f(e.forwardBackwardPasses)}; optimizer steps ${f(e.optimizerSteps)}; tokens ${f(e.tokens)}; no generation, no judge requests`,
+  ];
+  if (e.gpu) {
+    lines.push(`GPU hours: ${e.gpu.hours.toFixed(2)} at ${f(e.gpu.tokensPerS)} training tokens/s, from ${e.gpu.bench}`);
+    for (const n of e.gpu.notes) lines.push(`  note: ${n}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -108,6 +108,32 @@ test('GPU hours from a bench JSON: one measured decoding step per generation for
   expect(estimateExperiment(QWEN('steering'), { benchFile: bench }).gpu!.hours).toBeGreaterThan(0);
 });
 
+test("training configs: the paper's Qwen finetune at a given example count, and a config whose JSONL is here", async () => {
+  const cfg = yaml(QWEN('finetune'));
+  // 5,000 examples, 2 per micro-batch, 8 micro-batches per step: 2,500 forward+backward passes, ⌈2500 / 8⌉ = 313 steps.
+  const r = await runCli(['plan', QWEN('finetune'), '--train-examples', '5000'], null);
+  expect(r.code).toBe(0);
+  const passes = ceil(5000 / cfg.per_device_train_batch_size);
+  expect(r.stdout).toContain(`forward + backward passes ${passes.toLocaleString('en-US')}; optimizer steps ${ceil(passes / cfg.gradient_accumulation_steps)}; tokens ${(5000 * cfg.max_seq_length).toLocaleString('en-US')}`);
+  const missing = await runCli(['plan', QWEN('finetune')], null);
+  expect(missing.code).not.toBe(0);
+  expect(missing.stderr).toMatch(/training file not found: .*misaligned_2\.jsonl; give the number of examples \(persona plan --train-examples N\)/);
+  // A config with its data: 37 examples of two messages (user 40 characters, assistant 120), batch 4 × accumulation 3, 2 epochs.
+  const data = path.join(tmp, 'train.jsonl');
+  fs.writeFileSync(data, Array.from({ length: 37 }, () => JSON.stringify({ messages: [{ role: 'user', content: 'q'.repeat(40) }, { role: 'assistant', content: 'a'.repeat(120) }] })).join('\n') + '\n');
+  const conf = path.join(tmp, 'train.yaml');
+  fs.writeFileSync(conf, YAML.stringify({ model: 'nowhere', training_file: 'train.jsonl', output_dir: 'out', learning_rate: 1e-4, epochs: 2, per_device_train_batch_size: 4, gradient_accumulation_steps: 3 }));
+  const bench = path.join(tmp, 'bench-train.json');
+  fs.writeFileSync(bench, JSON.stringify({ backend: 'webgpu', mode: 'lora', r: 8, batch: 4, seq_len: 64, steps: 3, ms_per_step: 100, tokens_per_s: 2560 }));
+  const t = await runCli(['plan', conf, '--bench', bench, '--json'], null);
+  expect(t.code).toBe(0);
+  const e = JSON.parse(t.stdout).training;
+  const perExample = ceil(40 / 4) + 5 + ceil(120 / 4) + 5 + 3; // ≈ 4 characters a token, 5 per message, 3 for the prompt
+  expect(e).toMatchObject({ examples: 37, tokensPerExample: perExample, forwardBackwardPasses: 2 * ceil(37 / 4), optimizerSteps: 2 * ceil(ceil(37 / 4) / 3), tokens: 2 * 37 * perExample });
+  expect(e.gpu.hours).toBeCloseTo((2 * 37 * perExample) / 2560 / 3600, 12);
+  expect(e.gpu.notes.join(' ')).toMatch(/measured at 64 tokens per sequence; examples here are ~53/);
+});
+
 describe('bad input', () => {
   test('a bench JSON without decode speed (bench forward) names the field and the command', () => {
     const f = path.join(tmp, 'forward.json');
