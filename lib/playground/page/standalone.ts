@@ -48,7 +48,7 @@ async function chooseBackend(want: string | null): Promise<string> {
         why = (e as Error).message;
       }
       if (want === 'webgpu') throw new Error(`webgpu requested: ${why}`);
-    } else why = probe.ok ? `only a software WebGPU adapter (${probe.summary.description || probe.summary.device})` : probe.reason;
+    } else why = probe.ok ? `webgpu only on a software adapter, used when asked for with ?backend=webgpu: ${describeAdapter(probe.summary)}` : probe.reason;
   }
   if (want === 'cpu' || want === 'webgl') {
     if (!(await tf.setBackend(want))) throw new Error(`the ${want} backend failed to initialise`);

@@ -132,6 +132,28 @@ test('sampling with a seed (slider at 0: one pane): the shown command reproduces
   expect(problems).toEqual([]);
 });
 
+test('webgpu: a software adapter (SwiftShader) is used only when asked for (?backend=webgpu), and then answers as wasm does', async () => {
+  const gpu = await launchBrowser(['--enable-unsafe-webgpu']);
+  try {
+    const p = await gpu.newPage();
+    const gpuProblems = watch(p);
+    await p.goto(`${server.url}/`);
+    await waitFor(p, ['ready']);
+    expect(await p.textContent('#where')).toMatch(/on TF\.js wasm \(webgpu only on a software adapter, used when asked for with \?backend=webgpu: .*software adapter/);
+    await p.goto(`${server.url}/?backend=webgpu`);
+    await waitFor(p, ['ready']);
+    expect(await p.textContent('#where')).toMatch(/on TF\.js webgpu \(.*software adapter/);
+    // Short and unmonitored: SwiftShader runs each of TF.js's kernels on the CPU, one dispatch at a time.
+    const state = await generateIn(p, { ...VIEW, maxTokens: 2, coef: 0, monitor: false });
+    const [pane] = await paneView(p);
+    expect(state.answers[0].answer.tokens).toHaveLength(2);
+    expect(state.answers[0].answer.text).toBe(await runShownCommand(pane.command));
+    expect(gpuProblems).toEqual([]);
+  } finally {
+    await gpu.close();
+  }
+});
+
 test('every control has a label; at phone width nothing overflows sideways', async () => {
   const unlabelled = await page.$$eval('input, select, textarea', (els) => els.filter((e) => (e as HTMLInputElement).labels?.length === 0).map((e) => e.id));
   expect(unlabelled).toEqual([]);

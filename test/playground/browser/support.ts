@@ -17,9 +17,9 @@ export const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'playground');
 /** Where Debian installs Chromium; PERSONA_CHROMIUM overrides. */
 export const CHROMIUM = process.env.PERSONA_CHROMIUM ?? '/usr/bin/chromium';
 
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(args: string[] = []): Promise<Browser> {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium) or set PERSONA_CHROMIUM; .ci/run installs it`);
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', ...args] });
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -97,6 +97,8 @@ export interface ViewInput {
   compare: boolean;
   /** Default 0 (greedy). */
   temperature?: number;
+  /** Monitor evil at monitorLayer (default true). */
+  monitor?: boolean;
 }
 
 /** Sets the controls as a user would (fill, select, the slider by keyboard) and submits with Ctrl+Enter. */
@@ -113,8 +115,11 @@ export async function generateIn(page: Page, v: ViewInput): Promise<PlaygroundSt
   await page.keyboard.press('Home');
   for (let i = 0; i < (v.coef + 4) / 0.25; i++) await page.keyboard.press('ArrowRight');
   if (Number(await slider.inputValue()) !== v.coef) throw new Error(`slider at ${await slider.inputValue()}, wanted ${v.coef}`);
-  await page.selectOption('#monitor-vector', 'evil');
-  await page.selectOption('#monitor-layer', String(v.monitorLayer));
+  if (v.monitor === false) await page.selectOption('#monitor-vector', '');
+  else {
+    await page.selectOption('#monitor-vector', 'evil');
+    await page.selectOption('#monitor-layer', String(v.monitorLayer));
+  }
   await page.setChecked('#compare', v.compare);
   await page.focus('#user');
   await page.keyboard.press('Control+Enter');
