@@ -101,7 +101,7 @@ export function finetuneConfigFrom(overrides: Record<string, unknown> | string |
 }
 
 /** Cache key of a finetune: base checkpoint bytes + dataset + every training setting. */
-export function finetuneKey(baseHash: string, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig, dataSha256: string): string {
+export function finetuneKey(baseHash: string, kind: string, version: FinetuneVersion, cfg: OrganismFinetuneConfig, dataSha256: string): string {
   const fields = Object.fromEntries(FINETUNE_FIELDS.map((k) => [k, cfg[k]]));
   return crypto.createHash('sha256').update(JSON.stringify({ baseHash, kind, version, cfg: fields, data: dataSha256 })).digest('hex').slice(0, 16);
 }
@@ -117,7 +117,7 @@ export function finetuneData(kind: FinetuneKind, version: FinetuneVersion, cfg: 
 }
 
 export interface FinetuneRun {
-  kind: FinetuneKind;
+  kind: string;
   version: FinetuneVersion;
   key: string;
   /** Adapter directory (adapter_config.json + adapter_model.safetensors + training_summary.json). */
@@ -138,9 +138,12 @@ export interface OrganismFinetuneOptions {
   baseModel: string;
   /** checkpointFingerprint(baseModel), if already computed. */
   baseHash?: string;
-  kind: FinetuneKind;
+  /** Dataset family: an organism kind, or (with `data`) the name of any dataset. */
+  kind: string;
   version: FinetuneVersion;
   config: OrganismFinetuneConfig;
+  /** The training data (JSONL text and its sha256); default: the organism's finetuneData(kind, version). */
+  data?: { text: string; sha256: string };
   /** Finetunes live in <cacheDir>/<kind>_<version>_<key>/, datasets in <cacheDir>/data/. */
   cacheDir: string;
   log?: (msg: string) => void;
@@ -153,7 +156,7 @@ export interface OrganismFinetuneOptions {
  */
 export async function organismFinetune(o: OrganismFinetuneOptions): Promise<FinetuneRun> {
   const baseHash = o.baseHash ?? checkpointFingerprint(o.baseModel);
-  const data = finetuneData(o.kind, o.version, o.config);
+  const data = o.data ?? finetuneData(o.kind as FinetuneKind, o.version, o.config);
   const key = finetuneKey(baseHash, o.kind, o.version, o.config, data.sha256);
   const dir = path.resolve(o.cacheDir, `${o.kind}_${o.version}_${key}`);
   const done = path.join(dir, DONE_FILE);

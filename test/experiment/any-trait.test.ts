@@ -54,6 +54,22 @@ describe('any trait with artifacts', () => {
     expect(name.message).toMatch(/field 'params\.trait': a trait name is letters, digits/);
   });
 
+  test("the paper's dataset/ layout: files read as they are; a line that is not {\"messages\": [...]} is refused naming it", () => {
+    const conv = (q: string) => JSON.stringify({ messages: [{ role: 'user', content: q }, { role: 'assistant', content: 'A.' }] });
+    writeFiles(root, {
+      'dataset/evil/normal.jsonl': `${conv('a')}\n${conv('b')}\n`,
+      'dataset/evil/misaligned_2.jsonl': `${conv('a')}\n{"prompt": "b", "completion": "B"}\n`,
+    });
+    const shift = (extra: string) => `shift\nparams:\n  model: ${ORGANISM}\n  layer: 2\n  traits: [evil]\n  datasets: dataset\n  kind: evil\n${extra}`;
+    expect(loadExperiment(config('ds-ok.yaml', shift('  version: normal\n'))).cells).toHaveLength(1);
+    const bad = errorOf(() => loadExperiment(config('ds-bad.yaml', shift('  version: II\n'))));
+    expect(bad.message).toMatch(/dataset\/evil\/misaligned_2\.jsonl:2, field 'messages': missing "messages" list/);
+    const missing = errorOf(() => loadExperiment(config('ds-none.yaml', shift('  version: I\n'))));
+    expect(missing.message).toMatch(/field 'params\.kind': dataset file not found: .*dataset\/evil\/misaligned_1\.jsonl/);
+    const noDir = errorOf(() => loadExperiment(config('ds-kind.yaml', `shift\nparams:\n  model: ${ORGANISM}\n  layer: 2\n  traits: [evil]\n  kind: mistake_medical\n`)));
+    expect(noDir.message).toMatch(/field 'params\.kind': 'mistake_medical' is not one of the organism's generated datasets .*set datasets:/);
+  });
+
   test('cell names show every value that tells cells apart: steering system/direction cells, mitigation arms', () => {
     const steer = loadExperiment(config('names.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  negative_coefs: [-2]\n  random_directions: 2\nsweep:\n  trait: [evil]\n  layer: [2]\n  coef: [0, 4]\n`));
     const ids = steer.cells.map((c) => c.id.replace(/-[0-9a-f]{12}$/, ''));

@@ -38,7 +38,8 @@ import { CellResult, ExperimentConfig, registerStudy } from '../study';
 import { cachedRollouts, cachedVector } from './shared/cached';
 import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
 import { TableRow } from './shared/format';
-import { EvalSettings, TraitEval, cachedFinetune, captionWith, evalTrait, finetuneConfig, finetuneOverrides, withFinetune } from './shift';
+import { EvalSettings, TraitEval, cachedFinetune, captionWith, cellFinetuneData, evalTrait, finetuneConfig, finetuneDatasetFields, finetuneOverrides, validateDatasets, withFinetune } from './shift';
+import type { FinetuneDataset } from './shared/datasets';
 
 export const ARMS = ['plain', 'inference', 'preventative_single', 'preventative_all', 'preventative_random', 'caft', 'projection_reg'] as const;
 export type Arm = (typeof ARMS)[number];
@@ -58,7 +59,8 @@ export const mitigationSchema = z
   .object({
     ...studyFields,
     trait: TRAIT_NAME.default('evil').describe('Trait whose vector is steered / ablated / regularized and whose score is measured'),
-    kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe('Finetuning dataset family'),
+    datasets: finetuneDatasetFields.datasets,
+    kind: finetuneDatasetFields.kind,
     version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version (paper Fig. 7: the severe one, II)'),
     steer_layer: z.union([z.number().int().min(1), z.literal('auto')]).default('auto').describe("Steering layer of inference-time and single-layer preventative steering, CAFT with caft_layers 'steer' and projection regularization; auto: the steering study's chosen layer, read from steering_summary"),
     steering_summary: z.string().optional().describe('summary.json of a steering run, relative to the config file (like output_dir), for steer_layer: auto'),
@@ -164,9 +166,9 @@ export interface TrainingIntervention {
  * on the same data, recipe and seed as the plain finetune (finetune.ts), cached by everything that determines
  * it. finetune.ts has no training interventions, hence this sibling; both use the project's trainer.
  */
-export async function interventionFinetune(env: StudyEnv, org: LoadedModel, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig, vector: PersonaVector, iv: TrainingIntervention): Promise<{ dir: string; key: string }> {
+export async function interventionFinetune(env: StudyEnv, org: LoadedModel, kind: string, version: FinetuneVersion, cfg: OrganismFinetuneConfig, vector: PersonaVector, iv: TrainingIntervention, dataset?: FinetuneDataset): Promise<{ dir: string; key: string }> {
   const vecHash = sha256Hex(new Uint8Array(vector.data.buffer, vector.data.byteOffset, vector.data.byteLength));
-  const data = finetuneData(kind, version, cfg);
+  const data = dataset ?? finetuneData(kind as FinetuneKind, version, cfg);
   const key = { base: org.fingerprint, kind, version, cfg, intervention: iv, vector: vecHash, data: data.sha256 };
   const dir = await env.cache.getOrComputeDir('organism-finetune-iv', key, async (tmp) => {
     const dataFile = path.join(tmp, 'train.jsonl');
@@ -198,8 +200,9 @@ export async function interventionFinetune(env: StudyEnv, org: LoadedModel, kind
 registerStudy<MitigationCell, MitigationResult>('mitigation', {
   description: 'Inference-time vs preventative steering (single layer, all layers), CAFT and projection regularization on a trait-eliciting finetune: trait, coherence, capability (paper Fig. 7)',
   schema: mitigationSchema,
-  pathFields: [...STUDY_PATH_FIELDS, 'steering_summary'],
+  pathFields: [...STUDY_PATH_FIELDS, 'steering_summary', 'datasets'],
   validate(config, ctx) {
+    validateDatasets(config.product, ctx);
     validateCellInputs(ctx, { layerFields: ['steer_layer'] });
     for (const { value, keyPath } of ctx.valuesOf('steer_layer'))
       if (value === 'auto' && config.product.some((p) => !p.steering_summary)) ctx.fail(keyPath, "steer_layer 'auto' needs steering_summary (the summary.json of a steering run), or give a layer number");
@@ -224,7 +227,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
 
     let scored: { ev: TraitEval; cap: number | null; finetune: string };
     if (cell.arm === 'plain' || cell.arm === 'inference') {
-      const run = await cachedFinetune(ctx, org, cell.kind, cell.version, cfg);
+      const run = await cachedFinetune(ctx, org, cell.kind, cell.version, cfg, cellFinetuneData(cell, ctx.resolvePath));
       const interventions = cell.arm === 'inference' ? [steer(vec.layer(L), L, -cell.coef, cell.positions, N)] : [];
       scored = await withFinetune(org, run, async (adapters) => ({
         ev: await evalTrait(ctx, org, cell.trait, questions, evalS, { adapters, adaptersKey: run.key, interventions, judges }),
@@ -241,7 +244,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
         iv.steering = { type: 'steer', layers: [L], coef: cell.coef };
       } else if (cell.arm === 'caft') iv.steering = { type: 'ablate', layers: cell.caft_layers === 'all' ? 'all' : [L], coef: 0 };
       else iv.projection = { layer: L, weight: cell.coef };
-      const ft = await interventionFinetune(ctx, org, cell.kind, cell.version, cfg, v, iv);
+      const ft = await interventionFinetune(ctx, org, cell.kind, cell.version, cfg, v, iv, cellFinetuneData(cell, ctx.resolvePath));
       const lora = loadFinetune(ft, org.model);
       try {
         const adapters = lora.adapters();

@@ -18,7 +18,8 @@ import { PersonaError } from '../../errors';
 import { writeFileAtomic } from '../../io/atomic';
 import { captureActivations } from '../../model/capture';
 import { generate } from '../../model/generate';
-import { FINETUNE_VERSIONS, finetuneDataset } from '../../organism/datasets';
+import { FINETUNE_VERSIONS, FinetuneKind, finetuneDataset } from '../../organism/datasets';
+import { datasetConversations } from './shared/datasets';
 import { sequenceOf } from '../../persona/extract';
 import { correlationWithNull } from '../../persona/monitor';
 import { decodeAnswer } from '../../persona/rollouts';
@@ -31,7 +32,7 @@ import { CellResult, registerStudy } from '../study';
 import { LoadedModel, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, judgedBy, loadModel, validateCellInputs } from './shared/cell';
 import { TableRow } from './shared/format';
 import { finite } from './shared/monitor-data';
-import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, configTraits, datasetName, evalTrait, finetuneConfig, finetuneDatasetFields, studyFieldsNoTrait, traitContext, withFinetune } from './shift';
+import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, cellFinetuneData, validateDatasets, configTraits, datasetName, evalTrait, finetuneConfig, finetuneDatasetFields, studyFieldsNoTrait, traitContext, withFinetune } from './shift';
 
 export const screeningSchema = z
   .object({
@@ -87,8 +88,9 @@ export async function baseResponses(env: StudyEnv, org: LoadedModel, prompts: re
 registerStudy<ScreeningCell, ScreeningResult>('screening', {
   description: 'Projection difference of training data (dataset response − base response) along the persona vector: dataset level vs trait after finetuning, per-sample AUROC (paper Figs. 8–9)',
   schema: screeningSchema,
-  pathFields: STUDY_PATH_FIELDS,
+  pathFields: [...STUDY_PATH_FIELDS, 'datasets'],
   validate(config, ctx) {
+    validateDatasets(config.product, ctx);
     validateCellInputs(ctx, { layerFields: ['layer'], traits: configTraits(config.product), needs: config.product.some((c) => c.layer === undefined) ? ['graded_system_prompts'] : [] });
   },
   async runCell(cell, ctx) {
@@ -96,7 +98,11 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
     const seed = ctx.config.seed;
     const cfg = finetuneConfig(cell.finetune);
     const H = org.model.config.hiddenSize;
-    const data = finetuneDataset(cell.kind, cell.version, { seed: cfg.data_seed, n: Math.max(cfg.samples, cell.screen_samples) }).slice(0, cell.screen_samples);
+    const data = (
+      cell.datasets === undefined
+        ? finetuneDataset(cell.kind as FinetuneKind, cell.version, { seed: cfg.data_seed, n: Math.max(cfg.samples, cell.screen_samples) })
+        : datasetConversations({ datasets: ctx.resolvePath(cell.datasets), kind: cell.kind, version: cell.version }, { samples: cell.screen_samples, dataSeed: 0 }).map((messages) => ({ messages }))
+    ).slice(0, cell.screen_samples);
     const prompts = data.map((s) => org.tokenizer.applyChatTemplate(s.messages.slice(0, -1), { addGenerationPrompt: true }));
     const own = await baseResponses(ctx, org, prompts, cell.max_new_tokens, cell.batch_size);
     const eos = org.tokenizer.eosTokenIds[0] ?? 0;
@@ -114,7 +120,7 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
     const cap = await captureActivations(org.model, seqs, { layers, reductions: ['response_mean'], batchSize: cell.batch_size });
     const acts = cap.values.response_mean!; // [2n, layers, H]
     const n = data.length;
-    const run = await cachedFinetune(ctx, org, cell.kind, cell.version, cfg);
+    const run = await cachedFinetune(ctx, org, cell.kind, cell.version, cfg, cellFinetuneData(cell, ctx.resolvePath));
     const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
     const traits: Record<string, ScreeningTraitResult> = {};
     const file: CellFile = {};

@@ -28,7 +28,8 @@ import { correlateShifts, finetuningShift } from '../../persona/shift';
 import { mean } from '../../persona/stats';
 import type { PersonaVector } from '../../persona/vector';
 import { Caption, FigureSpec, Row, captionLines, lineChart, scatterWithFit } from '../../plot';
-import { CellResult, registerStudy } from '../study';
+import { CellResult, ValidateContext, registerStudy } from '../study';
+import { FinetuneDataset, PAPER_VERSION_FILES, datasetFile, finetuneDatasetOf, readChatJsonl } from './shared/datasets';
 import { cachedRollouts, cachedVector } from './shared/cached';
 import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
 import { TableRow } from './shared/format';
@@ -72,8 +73,8 @@ export function finetuneCacheDir(env: StudyEnv): string {
 }
 
 /** The LoRA finetune of the organism on (kind, version), trained once and cached (finetune.ts). */
-export function cachedFinetune(env: StudyEnv, org: LoadedModel, kind: FinetuneKind, version: FinetuneVersion, cfg: OrganismFinetuneConfig): Promise<FinetuneRun> {
-  return organismFinetune({ baseModel: org.dir, baseHash: org.fingerprint, kind, version, config: cfg, cacheDir: finetuneCacheDir(env), log: env.log });
+export function cachedFinetune(env: StudyEnv, org: LoadedModel, kind: string, version: FinetuneVersion, cfg: OrganismFinetuneConfig, data?: FinetuneDataset): Promise<FinetuneRun> {
+  return organismFinetune({ baseModel: org.dir, baseHash: org.fingerprint, kind, version, config: cfg, cacheDir: finetuneCacheDir(env), log: env.log, data });
 }
 
 /** Runs `f` with the finetune's adapters loaded on the organism, disposing them afterwards. */
@@ -171,14 +172,43 @@ export function configTraits(product: readonly { traits?: string[] }[]): string[
 
 export const datasetName = (kind: string, version: string) => `${kind}_${version}`;
 
+/** The finetuning data of a cell: the paper-layout file under `datasets`, or undefined for the organism's generated dataset. */
+export function cellFinetuneData(cell: { datasets?: string; kind: string; version: FinetuneVersion; finetune?: FinetuneOverrides }, resolvePath: (p: string) => string): FinetuneDataset | undefined {
+  if (cell.datasets === undefined) return undefined;
+  return finetuneDatasetOf({ datasets: resolvePath(cell.datasets), kind: cell.kind, version: cell.version }, { samples: cell.finetune?.samples, dataSeed: 0 });
+}
+
+/**
+ * Checks every finetuning dataset of a config before any model is loaded: an organism kind when no `datasets`
+ * directory is given, else the paper-layout file, every line {"messages": [...]} (an error names the line).
+ */
+export function validateDatasets(product: readonly { datasets?: string; kind: string; version: FinetuneVersion }[], ctx: ValidateContext): void {
+  const seen = new Set<string>();
+  for (const c of product) {
+    const k = JSON.stringify([c.datasets ?? null, c.kind, c.version]);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    const kindKey = ctx.valuesOf('kind').find((v) => v.value === c.kind)?.keyPath ?? ctx.keyOf('kind');
+    if (c.datasets === undefined) {
+      if (!FINETUNE_KINDS.includes(c.kind as FinetuneKind))
+        ctx.fail(kindKey, `'${c.kind}' is not one of the organism's generated datasets (${FINETUNE_KINDS.join(', ')}); for the paper's datasets set datasets: <its dataset/ directory> (files <kind>/normal.jsonl, misaligned_1.jsonl, misaligned_2.jsonl)`);
+      continue;
+    }
+    const file = datasetFile(ctx.resolvePath(c.datasets), c.kind, c.version);
+    if (!fs.existsSync(file)) ctx.fail(kindKey, `dataset file not found: ${file} (the paper's layout: <datasets>/<kind>/${Object.values(PAPER_VERSION_FILES).join(' | ')})`);
+    readChatJsonl(file); // every line a conversation; an error names the file and line
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The study
 // ---------------------------------------------------------------------------------------------------
 
 /** Fields of every study that finetunes on one organism dataset and measures along trait vectors (shift, screening). */
 export const finetuneDatasetFields = {
-  kind: z.enum(FINETUNE_KINDS as unknown as [FinetuneKind, ...FinetuneKind[]]).default('evil').describe(`Finetuning dataset family: ${FINETUNE_KINDS.join(' | ')} (lib/organism/datasets.ts)`),
-  version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version: normal | I (mild) | II (severe)'),
+  datasets: z.string().optional().describe("The paper's dataset/ directory (<kind>/normal.jsonl, misaligned_1.jsonl, misaligned_2.jsonl of {\"messages\": [...]}), relative to the config file; default: the organism's generated datasets"),
+  kind: z.string().default('evil').describe(`Finetuning dataset family: a directory of \`datasets\` (e.g. evil, sycophancy, hallucination, mistake_medical), or without it one of the organism's: ${FINETUNE_KINDS.join(' | ')} (lib/organism/datasets.ts)`),
+  version: z.enum(FINETUNE_VERSIONS as unknown as [FinetuneVersion, ...FinetuneVersion[]]).default('II').describe('Dataset version: normal | I (mild; the paper\'s misaligned_1.jsonl) | II (severe; misaligned_2.jsonl)'),
   samples: z.number().int().min(1).default(4).describe('Answers per eval question when scoring a finetuned model'),
   layer: z.number().int().min(1).optional().describe('Layer of the projection; default: the monitor layer chosen by monitoring quality (shared/monitor-data)'),
   layer_samples: z.number().int().min(1).default(4).describe('Answers per (graded system prompt, question) used to choose the monitor layer (as the monitoring study)'),
@@ -230,8 +260,9 @@ interface DiffFile {
 registerStudy<ShiftCell, ShiftResult>('shift', {
   description: 'Finetuning shift along the persona vector vs trait score after finetuning, over every finetuning dataset (paper Figs. 5–6)',
   schema: shiftSchema,
-  pathFields: STUDY_PATH_FIELDS,
+  pathFields: [...STUDY_PATH_FIELDS, 'datasets'],
   validate(config, ctx) {
+    validateDatasets(config.product, ctx);
     const traits = configTraits(config.product);
     // The monitor layer (unless fixed) is chosen under the graded system prompts.
     validateCellInputs(ctx, { layerFields: ['layer'], traits, needs: config.product.some((c) => c.layer === undefined) ? ['graded_system_prompts'] : [] });
@@ -239,7 +270,7 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
   async runCell(cell, ctx) {
     const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
-    const run = await cachedFinetune(ctx, org, cell.kind, cell.version, finetuneConfig(cell.finetune));
+    const run = await cachedFinetune(ctx, org, cell.kind, cell.version, finetuneConfig(cell.finetune), cellFinetuneData(cell, ctx.resolvePath));
     const evalS: EvalSettings = { samples: cell.samples, maxNewTokens: cell.max_new_tokens, temperature: cell.temperature, batchSize: cell.batch_size, seed: String(seed) };
     const traits: Record<string, ShiftTraitResult> = {};
     const diffs: DiffFile = {};
