@@ -94,7 +94,7 @@ export class Batcher {
   private closed = false;
   private readonly log: (line: string) => void;
   /** Decoding steps run and the batch sizes they ran at (for tests and the bench). */
-  readonly stats = { steps: 0, rowSteps: 0, maxRows: 0, prefills: 0 };
+  readonly stats = { steps: 0, rowSteps: 0, maxRows: 0, prefills: 0, prefillCalls: 0 };
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 32;
@@ -165,35 +165,52 @@ export class Batcher {
     }
   }
 
-  /** Prefills queued requests (one at a time) while the batch has room; their caches join the batch's. */
+  /**
+   * Admits queued requests while the batch has room. Prompts of the same length are prefilled together (no padding,
+   * so each row computes what it computes alone); each group's KV cache then joins the batch's, left-padded.
+   */
   private async admit(): Promise<void> {
+    const taken: { req: EngineRequest; out: Channel<EngineEvent> }[] = [];
+    while (this.queue.length > 0 && this.rows.length + taken.length < this.maxBatch) {
+      const q = this.queue.shift()!;
+      if (q.req.signal?.aborted) {
+        q.out.push({ type: 'done', finishReason: 'abort', promptTokens: q.req.prompt.length, completionTokens: 0 });
+        q.out.end();
+      } else taken.push(q);
+    }
+    const groups = new Map<number, typeof taken>();
+    for (const q of taken) groups.set(q.req.prompt.length, [...(groups.get(q.req.prompt.length) ?? []), q]);
     const joined: KVCache[] = [];
+    const V = this.model.config.vocabSize;
     try {
-      while (this.queue.length > 0 && this.rows.length < this.maxBatch) {
-        const { req, out } = this.queue.shift()!;
-        if (req.signal?.aborted) {
-          out.push({ type: 'done', finishReason: 'abort', promptTokens: req.prompt.length, completionTokens: 0 });
-          out.end();
-          continue;
-        }
+      for (const group of groups.values()) {
         let result: { logits: Float32Array; projections: Float32Array; cache: KVCache };
         try {
-          result = await this.run([req.prompt], interventionHooks(req.interventions ?? [], this.model.config), [req.monitors ?? []], null);
+          const hooks = batchInterventionHooks(group.map((q) => q.req.interventions ?? []), this.model.config);
+          result = await this.run(group.map((q) => q.req.prompt), hooks, group.map((q) => q.req.monitors ?? []), null);
         } catch (e) {
-          out.fail(e as Error);
+          for (const q of group) q.out.fail(e as Error);
           continue;
         }
-        this.stats.prefills++;
-        out.push({ type: 'prompt', promptTokens: req.prompt.length, projections: [...result.projections] });
-        const row: Row = { req, out, pick: sampler(req.sampling), pending: -1, emitted: 0, sampled: 0, finishing: null };
-        this.sample(row, result.logits);
-        if (row.finishing !== null && !this.monitored(row)) {
-          this.finish(row, row.finishing);
+        this.stats.prefills += group.length;
+        this.stats.prefillCalls++;
+        const keep: number[] = [];
+        let offset = 0;
+        group.forEach(({ req, out }, b) => {
+          const m = req.monitors?.length ?? 0;
+          out.push({ type: 'prompt', promptTokens: req.prompt.length, projections: [...result.projections.subarray(offset, offset + m)] });
+          offset += m;
+          const row: Row = { req, out, pick: sampler(req.sampling), pending: -1, emitted: 0, sampled: 0, finishing: null };
+          this.sample(row, result.logits.subarray(b * V, (b + 1) * V));
+          if (row.finishing !== null && !this.monitored(row)) return this.finish(row, row.finishing);
+          this.rows.push(row);
+          keep.push(b);
+        });
+        if (keep.length === group.length) joined.push(result.cache);
+        else {
+          if (keep.length > 0) joined.push(selectCacheRows(result.cache, keep));
           disposeCache(result.cache);
-          continue;
         }
-        this.rows.push(row);
-        joined.push(result.cache);
       }
     } finally {
       if (joined.length > 0) {

@@ -98,6 +98,7 @@ describe.each([['wasm', 24], ['cpu', 6]] as const)('batcher on %s', (backend, ma
     const engine = new Batcher(model);
     const together = await Promise.all(vs.map((_, i) => collect(engine.submit(same(i)))));
     expect(engine.stats.maxRows).toBe(vs.length);
+    expect(engine.stats.prefillCalls).toBeLessThan(vs.length); // same-length prompts were prefilled together
     for (let i = 0; i < vs.length; i++) {
       expect(together[i].tokens).toEqual(alone[i].tokens);
       expect(together[i].prompt).toEqual(alone[i].prompt);
