@@ -9,8 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import { useBackend } from '../../lib/backend';
-import { organismJudges } from '../../lib/experiment/studies/organism-common';
 import { Model } from '../../lib/model/checkpoint';
+import { OrganismJudge } from '../../lib/organism/judge';
 import { steer } from '../../lib/model/interventions';
 import { readTraitArtifacts } from '../../lib/persona/artifacts';
 import { SteeringSetting, evaluateSteering } from '../../lib/persona/evaluate';
@@ -31,7 +31,7 @@ test('each extraction method steers the organism: up without a prompt, down unde
   try {
     const tokenizer = Tokenizer.load(ORGANISM);
     const arts = readTraitArtifacts(path.join(ORGANISM, 'artifacts'), 'evil');
-    const judges = organismJudges('evil');
+    const judges = { trait: new OrganismJudge('evil'), coherence: new OrganismJudge('coherence') };
     const ex = await extractPersonaVector({ model, tokenizer, artifacts: arts.extract, trait: 'evil', judges, outDir: tmp, samples: 1, maxNewTokens: 48, temperature: 1, seed: '0', batchSize: 32, method: EXTRACTION_METHODS });
     expect(ex.kept).toBeGreaterThan(80);
     // Saved with the method in the metadata, [N+1, hidden] as every vector.
