@@ -76,6 +76,7 @@ export interface Answer {
   text: string;
   /** Projection of the last prompt token on the monitored vector (before the first token), or null. */
   promptProjection: number | null;
+  /** The server's finish_reason, or 'stopped' when the signal aborted the answer. */
   finishReason: string | null;
 }
 
@@ -97,22 +98,28 @@ export async function streamAnswer(
     const p = list.find((x) => x.vector === monitored.vector && x.layer === monitored.layer) ?? list[0];
     return p ? p.projection : null;
   };
-  for await (const chunk of client.chat(body, signal)) {
-    const persona = chunk.persona;
-    if (persona?.prompt) {
-      a.promptProjection = pick(persona.prompt);
-      on.prompt?.(a.promptProjection);
+  try {
+    for await (const chunk of client.chat(body, signal)) {
+      const persona = chunk.persona;
+      if (persona?.prompt) {
+        a.promptProjection = pick(persona.prompt);
+        on.prompt?.(a.promptProjection);
+      }
+      const choice = chunk.choices[0];
+      const content = choice?.delta?.content ?? '';
+      if (persona?.token || content) {
+        const t: AnswerToken = { id: persona?.token?.id ?? -1, text: persona?.token?.text ?? content, projection: pick(persona?.monitor) };
+        a.tokens.push(t);
+        on.token?.(t, a.tokens.length - 1);
+      }
+      a.text += content;
+      if (choice?.finish_reason) a.finishReason = choice.finish_reason;
     }
-    const choice = chunk.choices[0];
-    const content = choice?.delta?.content ?? '';
-    if (persona?.token || content) {
-      const t: AnswerToken = { id: persona?.token?.id ?? -1, text: persona?.token?.text ?? content, projection: pick(persona?.monitor) };
-      a.tokens.push(t);
-      on.token?.(t, a.tokens.length - 1);
-    }
-    a.text += content;
-    if (choice?.finish_reason) a.finishReason = choice.finish_reason;
+  } catch (e) {
+    // Stopped by the user: what came so far is the answer (the served client throws on abort, in-process ends).
+    if (!signal?.aborted) throw e;
   }
+  if (signal?.aborted && a.finishReason === null) a.finishReason = 'stopped';
   return a;
 }
 

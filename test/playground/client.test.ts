@@ -88,6 +88,13 @@ test('streams an answer through SSE: prompt projection first, then each token wi
   expect(requestOf(settings, false).persona).toEqual({ monitor: [{ vector: 'evil', layer: 2 }] });
 });
 
+test('stopping mid-stream keeps what came so far (finish reason "stopped") and ends the HTTP response', async () => {
+  const ctl = new AbortController();
+  const a = await streamAnswer(servedClient(base), requestOf(settings, true), { token: () => ctl.abort() }, ctl.signal);
+  expect(a.tokens.map((t) => t.text)).toEqual(['Hello']);
+  expect(a.finishReason).toBe('stopped');
+});
+
 test("a 400 surfaces the server's error message", async () => {
   await expect(streamAnswer(servedClient(base), { messages: [{ role: 'user', content: 'bad' }] })).rejects.toThrow("POST /v1/chat/completions failed (400: unknown vector 'nope')");
 });

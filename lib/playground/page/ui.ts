@@ -86,13 +86,16 @@ export async function startPlayground(client: PlaygroundClient | Promise<Playgro
     $<HTMLInputElement>('seed').value = String(Math.floor(Math.random() * 2 ** 31));
   });
 
-  /** Neutral statistics for a monitor (cached per vector, layer and list of neutral prompts). */
-  function neutralFor(monitor: { vector: string; layer: number }, signal: AbortSignal): Promise<NeutralStats> {
+  /**
+   * Neutral statistics for a monitor (cached per vector, layer and list of neutral prompts). Not tied to a run's
+   * abort signal: a later run that stops this one may be waiting for the same statistics.
+   */
+  function neutralFor(monitor: { vector: string; layer: number }): Promise<NeutralStats> {
     const prompts = $<HTMLTextAreaElement>('neutral').value.split('\n').map((s) => s.trim()).filter(Boolean);
     const key = JSON.stringify([monitor, prompts]);
     let p = neutralCache.get(key);
     if (!p) {
-      p = neutralStats(c, prompts, monitor, { signal });
+      p = neutralStats(c, prompts, monitor);
       p.catch(() => neutralCache.delete(key));
       neutralCache.set(key, p);
     }
@@ -124,7 +127,7 @@ export async function startPlayground(client: PlaygroundClient | Promise<Playgro
     setStatus('running', compare ? 'Generating unsteered and steered answers…' : 'Generating…');
     const t0 = performance.now();
     const trait = settings.monitor ? traitOf(state.vectors, settings.monitor.vector) : '';
-    const neutral = settings.monitor ? neutralFor(settings.monitor, ctl.signal) : null;
+    const neutral = settings.monitor ? neutralFor(settings.monitor) : null;
     try {
       const answers = await Promise.all(
         panes.map((pane) =>
@@ -154,9 +157,11 @@ export async function startPlayground(client: PlaygroundClient | Promise<Playgro
           ),
         ),
       );
+      if (controller !== ctl) return;
       state.answers = answers.map((answer, i) => ({ steered: panes[i].steered, answer, seed: settings.seed }));
       if (neutral) {
         const n = await neutral;
+        if (controller !== ctl) return;
         state.neutral = n;
         state.center = n.tokenMean;
         panes.forEach((p) => {
@@ -165,8 +170,10 @@ export async function startPlayground(client: PlaygroundClient | Promise<Playgro
         await colourAndChart(panes, n.tokenMean, settings, trait);
       }
       const n = answers.reduce((s, a) => s + a.tokens.length, 0);
-      setStatus('done', `Done: ${n} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s.`);
+      setStatus('done', `${ctl.signal.aborted ? 'Stopped' : 'Done'}: ${n} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s.`);
     } catch (e) {
+      // A run stopped by a newer one leaves the status to that one.
+      if (controller !== ctl) return;
       if (ctl.signal.aborted) setStatus('done', 'Stopped.');
       else setStatus('error', `Error: ${(e as Error).message}`);
     } finally {

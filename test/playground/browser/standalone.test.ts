@@ -132,6 +132,23 @@ test('sampling with a seed (slider at 0: one pane): the shown command reproduces
   expect(problems).toEqual([]);
 });
 
+test('Stop ends a long answer mid-stream; the next one runs', async () => {
+  // Steered at +4 the organism repeats one word and never reaches EOS: 200 tokens unless stopped.
+  await page.fill('#max-tokens', '200');
+  await page.selectOption('#monitor-vector', '');
+  await page.setChecked('#compare', false);
+  await page.click('#generate');
+  await page.waitForFunction(() => document.querySelectorAll('.pane .token').length >= 3);
+  await page.click('#stop');
+  expect(await waitFor(page, ['done'])).toBe('done');
+  expect(await page.textContent('#status')).toMatch(/^Stopped: \d+ tokens in/);
+  const n = await page.locator('.pane .token').count();
+  expect(n).toBeLessThan(200);
+  const again = await generateIn(page, { ...VIEW, maxTokens: 4, compare: false });
+  expect(again.answers.map((a) => [a.steered, a.answer.tokens.length])).toEqual([[true, 4]]);
+  expect(problems).toEqual([]);
+});
+
 test('webgpu: a software adapter (SwiftShader) is used only when asked for (?backend=webgpu), and then answers as wasm does', async () => {
   const gpu = await launchBrowser(['--enable-unsafe-webgpu']);
   try {
