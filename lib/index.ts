@@ -28,10 +28,12 @@ export { trainStep } from './train/step';
 export { loadAdapter, saveAdapter, mergeAdapterIntoCheckpoint } from './train/peft';
 
 // The method
-export { PersonaVector, project } from './persona/vector';
+export { PersonaVector, project, EXTRACTION_METHODS } from './persona/vector';
+export type { ExtractionMethod } from './persona/vector';
 export * as stats from './persona/stats';
 export { readArtifacts, generateArtifacts, writeArtifacts } from './persona/artifacts';
-export { extractPersonaVector } from './persona/extract';
+export { extractPersonaVector, vectorsFromRollouts } from './persona/extract';
+export { pcaDiffDirection, probeDirection } from './persona/directions';
 export { evaluateSteering } from './persona/evaluate';
 export { monitorProjections } from './persona/monitor';
 export { finetuningShift } from './persona/shift';
@@ -45,3 +47,4 @@ export { createLocalJudge } from './judge/local';
 export { OrganismJudge } from './organism/judge';
 export { measureCapability, organismReport } from './organism/report';
 export { loadExperiment, runExperiment } from './experiment';
+export { estimateExperiment, estimateTraining } from './experiment/estimate';
