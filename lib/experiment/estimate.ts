@@ -459,7 +459,8 @@ export function formatEstimate(e: PlanEstimate): string {
   const rows: string[][] = [head];
   for (const c of e.cells) {
     for (const p of c.parts) if (p.shared !== undefined) rows.push(row(`  shared: ${p.label}`, p.work));
-    rows.push(row(c.name, addWork(...c.parts.filter((p) => p.shared === undefined).map((p) => p.work))));
+    const own = addWork(...c.parts.filter((p) => p.shared === undefined).map((p) => p.work));
+    rows.push(row(own.rollouts === 0 && own.activationSequences === 0 ? `${c.name} (reuses shared work only)` : c.name, own));
   }
   rows.push(row(`total (${e.cells.length} cells)`, e.total));
   const w = head.map((_, j) => Math.max(...rows.map((r) => r[j].length)));
