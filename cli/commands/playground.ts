@@ -37,9 +37,10 @@ export const playgroundCommand: CommandModule<object, Args> = {
       log: (m) => process.stderr.write(`playground: ${m}\n`),
     });
     const rel = path.relative(process.cwd(), s.outDir) || '.';
+    const shown = rel.startsWith('..') ? s.outDir : rel;
     process.stdout.write(
-      `wrote ${rel}: ${s.files} files, ${(s.bytes / 1e6).toFixed(1)} MB (weights ${(s.weightBytes / 1e6).toFixed(1)} MB), vectors: ${s.vectors.join(', ')}\n` +
-        `open it from any static file server, e.g.\n  npx serve ${rel}\n  python3 -m http.server --directory ${rel} 8080   (then http://127.0.0.1:8080/)\n`,
+      `wrote ${shown}: ${s.files} files, ${(s.bytes / 1e6).toFixed(1)} MB (weights ${(s.weightBytes / 1e6).toFixed(1)} MB), vectors: ${s.vectors.join(', ')}\n` +
+        `open it from any static file server, e.g.\n  npx serve ${shown}\n  python3 -m http.server --directory ${shown} 8080   (then http://127.0.0.1:8080/)\n`,
     );
   },
 };
