@@ -36,7 +36,7 @@ describe('cache', () => {
     expect(contentHash({ b: [1, { d: 1, c: 2 }], a: 1e21 })).toBe(sha256Hex('{"a":1e+21,"b":[1,{"c":2,"d":1}]}'));
   });
 
-  test('directory values appear whole or not at all; a failed compute leaves nothing', async () => {
+  test('directory values appear whole or not at all; a failed compute keeps its work for the rerun, which continues from it', async () => {
     const c = new Cache(tmpDir('cache'));
     await expect(
       c.getOrComputeDir('vectors', { t: 'evil' }, (dir) => {
@@ -45,10 +45,35 @@ describe('cache', () => {
       }),
     ).rejects.toThrow('died half-way');
     expect(c.has('vectors', { t: 'evil' })).toBe(false);
-    expect(fs.readdirSync(path.dirname(c.entryDir('vectors', { t: 'evil' })))).toEqual([]);
-    const dir = await c.getOrComputeDir('vectors', { t: 'evil' }, (d) => fs.writeFileSync(path.join(d, 'v.bin'), 'vec'));
+    const partial = c.partialDir('vectors', { t: 'evil' });
+    // Only the work directory remains (no lock, no private temp): the rerun finds what was finished.
+    expect(fs.readdirSync(path.dirname(c.entryDir('vectors', { t: 'evil' })))).toEqual([path.basename(partial)]);
+    let seen = '';
+    const dir = await c.getOrComputeDir('vectors', { t: 'evil' }, (d) => {
+      seen = fs.readFileSync(path.join(d, 'half.bin'), 'utf8');
+      fs.writeFileSync(path.join(d, 'v.bin'), 'vec');
+    });
+    expect(seen).toBe('x');
     expect(fs.readFileSync(path.join(dir, 'v.bin'), 'utf8')).toBe('vec');
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'key.json'), 'utf8'))).toEqual({ key: { t: 'evil' }, kind: 'vectors' });
+    expect(fs.readdirSync(path.dirname(dir))).toEqual([path.basename(dir)]);
+  });
+
+  test('while one computation holds the work directory, a concurrent one works privately and leaves it alone', async () => {
+    const c = new Cache(tmpDir('cache'));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = c.getOrComputeDir('v', { k: 1 }, async (d) => {
+      fs.writeFileSync(path.join(d, 'a'), '1');
+      await gate;
+      throw new Error('first fails');
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    await expect(c.getOrComputeDir('v', { k: 1 }, () => { throw new Error('second fails'); })).rejects.toThrow('second fails');
+    release();
+    await expect(first).rejects.toThrow('first fails');
+    expect(fs.readdirSync(path.dirname(c.entryDir('v', { k: 1 })))).toEqual([path.basename(c.partialDir('v', { k: 1 }))]);
+    expect(fs.readFileSync(path.join(c.partialDir('v', { k: 1 }), 'a'), 'utf8')).toBe('1');
   });
 
   test('two concurrent computations of one key both succeed with one entry', async () => {
