@@ -5,7 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadExperiment } from '../../lib/experiment/runner';
+import * as tf from '@tensorflow/tfjs';
+import { loadExperiment, runExperiment } from '../../lib/experiment/runner';
+import { CHAT_PATH, LlmTestServer } from '../support/llm-server';
 import { readTraitArtifacts, writeArtifacts } from '../../lib/persona/artifacts';
 import { REPO, errorOf, tmpDir, writeFiles } from './helpers';
 
@@ -68,6 +70,27 @@ describe('any trait with artifacts', () => {
     expect(missing.message).toMatch(/field 'params\.kind': dataset file not found: .*dataset\/evil\/misaligned_1\.jsonl/);
     const noDir = errorOf(() => loadExperiment(config('ds-kind.yaml', `shift\nparams:\n  model: ${ORGANISM}\n  layer: 2\n  traits: [evil]\n  kind: mistake_medical\n`)));
     expect(noDir.message).toMatch(/field 'params\.kind': 'mistake_medical' is not one of the organism's generated datasets .*set datasets:/);
+  });
+
+  test('a judge that returns no logprobs: one line naming it, before any model is loaded, nothing cached', async () => {
+    const server = await LlmTestServer.start();
+    server.setFallback(CHAT_PATH, () => ({ kind: 'chat', content: '50' })); // text, no logprobs
+    try {
+      const file = config('nolp.yaml', `steering\nparams:\n  model: ${ORGANISM}\n  artifacts: arts\n  judge: {type: openai, model: judge-x, base_url: "${server.url}/v1"}\n  trait: grumpy\n  layer: 2\n`);
+      const exp = loadExperiment(file, { outputDir: path.join(root, 'nolp-runs'), cacheDir: path.join(root, 'nolp-cache') });
+      const before = tf.memory().numTensors;
+      const err = await runExperiment(exp, { progress: false }).then(() => undefined, (e: Error) => e);
+      expect(err?.message).toMatch(/field 'judge.model': judge judge-x at http:\/\/127\.0\.0\.1:\d+\/v1 returned no logprobs: .*use a model and server that return them/);
+      expect(err?.message.split('\n')).toHaveLength(1);
+      expect(server.count(CHAT_PATH)).toBe(1); // the one check, no rollouts judged
+      expect(tf.memory().numTensors).toBe(before); // no model was loaded
+      const cached = fs.existsSync(path.join(root, 'nolp-cache')) ? fs.readdirSync(path.join(root, 'nolp-cache')) : [];
+      expect(cached.filter((d) => d !== 'judge')).toEqual([]);
+      const cells = path.join(root, 'nolp-runs', 'nolp', 'cells');
+      expect(fs.existsSync(cells) ? fs.readdirSync(cells).filter((c) => fs.existsSync(path.join(cells, c, 'result.json'))) : []).toEqual([]);
+    } finally {
+      await server.close();
+    }
   });
 
   test('cell names show every value that tells cells apart: steering system/direction cells, mitigation arms', () => {

@@ -36,7 +36,7 @@ import { runTraining } from '../../train/trainer';
 import { sha256Hex } from '../hash';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
 import { cachedRollouts, cachedVector } from './shared/cached';
-import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs, checkJudge } from './shared/cell';
 import { TableRow } from './shared/format';
 import { EvalSettings, TraitEval, cachedFinetune, captionWith, cellFinetuneData, evalTrait, finetuneConfig, finetuneDatasetFields, finetuneOverrides, validateDatasets, withFinetune } from './shift';
 import type { FinetuneDataset } from './shared/datasets';
@@ -213,6 +213,7 @@ registerStudy<MitigationCell, MitigationResult>('mitigation', {
   async runCell(cell, ctx) {
     const arts = cellArtifacts(cell as StudyCell, ctx.resolvePath);
     const judges = cellJudges(ctx, cell as StudyCell, arts.eval, ctx.resolvePath);
+    await checkJudge(ctx, cell.judge); // a judge without logprobs stops the run before any model is loaded
     const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const N = org.model.config.numLayers;

@@ -19,7 +19,7 @@ import { readModelConfig } from '../../model/config';
 import { FigureSpec, Row, lineChart, rowsToCsv, scatterWithFit } from '../../plot';
 import { CellResult, registerStudy } from '../study';
 import { cachedVector } from './shared/cached';
-import { StudyCell, STUDY_PATH_FIELDS, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { StudyCell, STUDY_PATH_FIELDS, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs, checkJudge } from './shared/cell';
 import { TableRow } from './shared/format';
 import {
   MonitorStats,
@@ -83,6 +83,7 @@ registerStudy<MonitoringCell, MonitoringResult>('monitoring', {
   async runCell(cell, ctx) {
     const arts = cellArtifacts(cell, ctx.resolvePath);
     const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);
+    await checkJudge(ctx, cell.judge); // a judge without logprobs stops the run before any model is loaded
     const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const vec = await cachedVector(ctx, org, cell, arts.extract, seed, judges);

@@ -29,7 +29,7 @@ import { project } from '../../persona/vector';
 import { FigureSpec, Row, histogramPair, scatterWithFit } from '../../plot';
 import { sha256Hex } from '../hash';
 import { CellResult, registerStudy } from '../study';
-import { LoadedModel, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, judgedBy, loadModel, validateCellInputs } from './shared/cell';
+import { LoadedModel, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, judgedBy, loadModel, validateCellInputs, checkJudge } from './shared/cell';
 import { TableRow } from './shared/format';
 import { finite } from './shared/monitor-data';
 import { EvalSettings, SHIFT_TRAITS, cachedFinetune, captionWith, cellFinetuneData, validateDatasets, configTraits, datasetName, evalTrait, finetuneConfig, finetuneDatasetFields, studyFieldsNoTrait, traitContext, withFinetune } from './shift';
@@ -94,6 +94,7 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
     validateCellInputs(ctx, { layerFields: ['layer'], traits: configTraits(config.product), needs: config.product.some((c) => c.layer === undefined) ? ['graded_system_prompts'] : [] });
   },
   async runCell(cell, ctx) {
+    await checkJudge(ctx, cell.judge); // a judge without logprobs stops the run before any model is loaded
     const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const cfg = finetuneConfig(cell.finetune);

@@ -31,7 +31,7 @@ import { Caption, FigureSpec, Row, captionLines, lineChart, scatterWithFit } fro
 import { CellResult, ValidateContext, registerStudy } from '../study';
 import { FinetuneDataset, PAPER_VERSION_FILES, datasetFile, finetuneDatasetOf, readChatJsonl } from './shared/datasets';
 import { cachedRollouts, cachedVector } from './shared/cached';
-import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { LoadedModel, StudyCell, StudyEnv, STUDY_PATH_FIELDS, TRAIT_NAME, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs, checkJudge } from './shared/cell';
 import { TableRow } from './shared/format';
 import { finite, monitorLayer } from './shared/monitor-data';
 
@@ -56,6 +56,7 @@ export const finetuneOverrides = z
     lora_alpha: z.number().positive().optional().describe('LoRA alpha (recipe: 32)'),
     per_device_train_batch_size: z.number().int().min(1).optional().describe('Micro-batch size (recipe: 16)'),
     gradient_accumulation_steps: z.number().int().min(1).optional().describe('Micro-batches per step (recipe: 1)'),
+    max_seq_length: z.number().int().min(8).optional().describe('Tokens per training conversation, longer ones cut (recipe: 256; paper: 2048)'),
     seed: z.number().int().optional().describe('Training seed (recipe: 0)'),
     data_seed: z.number().int().optional().describe('Seed of the dataset generator (recipe: 0)'),
   })
@@ -268,6 +269,7 @@ registerStudy<ShiftCell, ShiftResult>('shift', {
     validateCellInputs(ctx, { layerFields: ['layer'], traits, needs: config.product.some((c) => c.layer === undefined) ? ['graded_system_prompts'] : [] });
   },
   async runCell(cell, ctx) {
+    await checkJudge(ctx, cell.judge); // a judge without logprobs stops the run before any model is loaded
     const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const run = await cachedFinetune(ctx, org, cell.kind, cell.version, finetuneConfig(cell.finetune), cellFinetuneData(cell, ctx.resolvePath));

@@ -27,7 +27,7 @@ import type { Row } from '../../plot';
 import { FigureSpec, lineChart } from '../../plot';
 import { CellResult, ExperimentConfig, registerStudy } from '../study';
 import { cachedRollouts, cachedVector } from './shared/cached';
-import { StudyCell, STUDY_PATH_FIELDS, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs } from './shared/cell';
+import { StudyCell, STUDY_PATH_FIELDS, cellArtifacts, cellJudges, judgedBy, loadModel, studyFields, validateCellInputs, checkJudge } from './shared/cell';
 import { TableRow } from './shared/format';
 import { finite } from './shared/monitor-data';
 
@@ -312,6 +312,7 @@ registerStudy<SteeringCell, SteeringResult>('steering', {
   async runCell(cell, ctx) {
     const arts = cellArtifacts(cell, ctx.resolvePath);
     const judges = cellJudges(ctx, cell, arts.eval, ctx.resolvePath);
+    await checkJudge(ctx, cell.judge); // a judge without logprobs stops the run before any model is loaded
     const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const vec = await cachedVector(ctx, org, cell, arts.extract, seed, judges);

@@ -193,6 +193,29 @@ export function cellJudges(env: StudyEnv, cell: Pick<StudyCell, 'trait' | 'judge
   };
 }
 
+/** Top logprobs the paper's judge reads of the first answer token. */
+export const JUDGE_TOP_LOGPROBS = 20;
+
+/**
+ * Checks an API judge once per process, before any model is loaded: one request asking for the first token's top
+ * logprobs. A server or model that returns none cannot give the paper's logprob-weighted score (its 0–10 scale
+ * reads logprobs too), so the run stops here, with nothing computed or cached.
+ */
+export function checkJudge(env: StudyEnv, j: JudgeSettings): Promise<void> {
+  if (j.type !== 'openai') return Promise.resolve();
+  const model = judgeModel(j);
+  const { base } = resolveEndpoint('openai', { baseURL: j.base_url }, { baseURL: 'judge.base_url', localHint: 'judge.base_url' });
+  const client = env.shared(`openai-client:${base}:${model}`, () => new OpenAIClient({ model, baseURL: base, concurrency: j.concurrency }));
+  return env.shared(`judge-check:${base}:${model}`, async () => {
+    const top = await client.firstTokenTopLogprobs([{ role: 'user', content: 'Reply with one number from 0 to 100.' }], JUDGE_TOP_LOGPROBS);
+    if (!top.length)
+      throw new PersonaError(
+        `judge ${model} at ${base} returned no logprobs: the paper's judge reads the top-${JUDGE_TOP_LOGPROBS} logprobs of the answer's first token; use a model and server that return them (e.g. gpt-4.1-mini, or a vLLM / llama.cpp server with logprobs on)`,
+        { field: 'judge.model' },
+      );
+  });
+}
+
 /** What judged a cell's rows (results.csv column `judged_by`): the trait judge's identity. */
 export function judgedBy(j: RolloutJudges): string {
   return j.trait.id;
