@@ -268,7 +268,7 @@ async function colourAndChart(panes: Pane[], center: number, s: ViewSettings, tr
               data: { values: pane.tokens.map((t, i) => ({ token: i, projection: t.projection, text: t.text })) },
               mark: { type: 'line', point: true, tooltip: true },
               encoding: {
-                x: { field: 'token', type: 'quantitative', title: 'generated token', axis: { tickMinStep: 1 } },
+                x: { field: 'token', type: 'quantitative', title: 'generated token', axis: { tickMinStep: 1, format: 'd' } },
                 y: { field: 'projection', type: 'quantitative', title: `projection (${trait}, L${s.monitor!.layer})`, scale: { domain: values, zero: false } },
               },
             },
