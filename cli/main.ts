@@ -19,6 +19,14 @@ export async function main(argv: string[]): Promise<number> {
       .demandCommand(1, 'Name a command; see --help.')
       .recommendCommands()
       .help()
+      // A flag that takes one value given twice (two --prompt) is refused instead of becoming a list no command expects.
+      .middleware(((args: Record<string, unknown>, y: unknown) => {
+        const o = (y as unknown as { getOptions(): { key: Record<string, unknown>; array: string[] } }).getOptions();
+        for (const k of Object.keys(o.key)) {
+          const v = args[k];
+          if (Array.isArray(v) && !o.array.includes(k)) throw new PersonaError(`--${k} was given ${v.length} times; it takes one value`, { field: k });
+        }
+      }) as never, true)
       .fail((msg, err) => {
         throw err ?? new PersonaError(msg);
       });

@@ -6,7 +6,7 @@ import { interventionOptions, interventionsFrom, jsonArg, loadModel, prepareBack
 
 interface Args {
   model: string; tokens: string; 'attention-mask'?: string; 'hidden-states'?: boolean; json: string;
-  steer?: string; ablate?: string; layer?: number; coef?: number; positions?: string; backend?: string;
+  steer?: string[]; ablate?: string[]; layer?: string; coef?: number; positions?: string; backend?: string;
 }
 
 export const forwardCommand: CommandModule<object, Args> = {

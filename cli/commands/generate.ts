@@ -8,7 +8,7 @@ import { interventionOptions, interventionsFrom, jsonArg, loadModel, prepareBack
 interface Args {
   model: string; prompt?: string; system?: string; tokens?: string; 'attention-mask'?: string; 'max-new-tokens': number; 'min-new-tokens': number;
   greedy?: boolean; temperature?: number; 'top-p'?: number; 'top-k'?: number; seed: string; json?: string;
-  steer?: string; ablate?: string; layer?: number; coef?: number; positions?: string; backend?: string;
+  steer?: string[]; ablate?: string[]; layer?: string; coef?: number; positions?: string; backend?: string;
 }
 
 export const generateCommand: CommandModule<object, Args> = {
@@ -36,6 +36,9 @@ export const generateCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     await prepareBackend(argv);
     if (argv.prompt === undefined && argv.tokens === undefined) throw new PersonaError('give --prompt TEXT or --tokens JSON', { field: 'prompt' });
+    for (const f of ['top-p', 'top-k'] as const)
+      if (argv[f] !== undefined && argv.temperature === undefined) throw new PersonaError(`--${f} applies only when sampling: give --temperature T as well (without it generate decodes greedily)`, { field: f });
+    if (argv.system !== undefined && argv.prompt === undefined) throw new PersonaError('--system goes with --prompt (a chat-template message); with --tokens, put it in the ids', { field: 'system' });
     const model = await loadModel(argv.model);
     try {
       let tokenizer: Tokenizer | null = null;

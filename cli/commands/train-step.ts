@@ -4,7 +4,7 @@ import { interventionOptions, interventionsFrom, jsonArg, loadModel, prepareBack
 
 interface Args {
   model: string; tokens: string; labels: string; 'attention-mask'?: string; json: string;
-  steer?: string; ablate?: string; layer?: number; coef?: number; positions?: string; backend?: string;
+  steer?: string[]; ablate?: string[]; layer?: string; coef?: number; positions?: string; backend?: string;
 }
 
 /** Inspection command used by external conformance checks: keep its flags and output stable. */
