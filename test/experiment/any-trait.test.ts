@@ -8,6 +8,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadExperiment, runExperiment } from '../../lib/experiment/runner';
 import { CHAT_PATH, LlmTestServer } from '../support/llm-server';
+import { parse } from 'csv-parse/sync';
+import { useBackend } from '../../lib/backend';
+import { renderedTexts, writeInitialCheckpoint } from '../../lib/organism/checkpoint';
+import { generateCorpus } from '../../lib/organism/generator';
 import { readTraitArtifacts, writeArtifacts } from '../../lib/persona/artifacts';
 import { REPO, errorOf, tmpDir, writeFiles } from './helpers';
 
@@ -91,6 +95,24 @@ describe('any trait with artifacts', () => {
     } finally {
       await server.close();
     }
+  });
+
+  test('extract_method is a sweep axis: the PCA and probe directions come from the same judged rollouts', async () => {
+    await useBackend('wasm', () => undefined);
+    const ckpt = path.join(root, 'tiny');
+    writeInitialCheckpoint(ckpt, renderedTexts(generateCorpus(0, 200)), { seed: 'tiny', minCount: 1, size: { hidden: 16, layers: 2, heads: 2, kvHeads: 1, intermediate: 32, maxPositions: 256 } });
+    const evil = readTraitArtifacts(path.join(ORGANISM, 'artifacts'), 'evil');
+    writeArtifacts(path.join(root, 'small'), 'evil', { extract: { ...evil.extract, questions: evil.extract.questions.slice(0, 3) }, eval: { ...evil.eval, questions: evil.eval.questions.slice(0, 2) } });
+    const file = config('methods.yaml', `steering\ncache_dir: methods-cache\noutput_dir: methods-runs\nparams:\n  model: tiny\n  artifacts: small\n  trait: evil\n  layer: 1\n  coef: 2\n  max_new_tokens: 6\n  extract_threshold: 0\n  extract_coherence_min: 0\n  random_directions: 0\nsweep:\n  extract_method: [response_avg_diff, pca_diff, probe]\n`);
+    const exp = loadExperiment(file);
+    expect(exp.cells.map((c) => c.id.replace(/-[0-9a-f]{12}$/, ''))).toEqual(['extract_method=response_avg_diff', 'extract_method=pca_diff', 'extract_method=probe']);
+    const r = await runExperiment(exp, { progress: false });
+    expect(r.computed).toBe(3);
+    const rows = parse(fs.readFileSync(r.collected!.resultsCsv, 'utf8'), { columns: true }) as Record<string, string>[];
+    expect(new Set(rows.map((x) => x.vector_norm)).size).toBe(3); // three directions
+    const entries = (kind: string) => (fs.existsSync(path.join(root, 'methods-cache', kind)) ? fs.readdirSync(path.join(root, 'methods-cache', kind)).flatMap((a) => fs.readdirSync(path.join(root, 'methods-cache', kind, a))) : []);
+    expect(entries('persona-vector')).toHaveLength(1); // one set of extraction rollouts
+    expect(entries('persona-vector-method')).toHaveLength(2); // pca_diff and probe, derived from them
   });
 
   test('cell names show every value that tells cells apart: steering system/direction cells, mitigation arms', () => {

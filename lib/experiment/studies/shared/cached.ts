@@ -9,10 +9,13 @@ import { PersonaError } from '../../../errors';
 import type { Intervention } from '../../../model/interventions';
 import type { LinearAdapter } from '../../../model/transformer';
 import type { TraitArtifacts } from '../../../persona/artifacts';
-import { extractPersonaVector } from '../../../persona/extract';
+import { extractPersonaVector, vectorsFromRollouts } from '../../../persona/extract';
 import { RolloutItem, RolloutJudges, runRollouts } from '../../../persona/rollouts';
 import { RolloutRow, readRolloutsCsv } from '../../../persona/rollouts-csv';
 import { PersonaVector } from '../../../persona/vector';
+
+/** The methods one extraction computes together (the paper's generate_vec); others are derived from its rollouts. */
+const MEAN_DIFF_METHODS = ['response_avg_diff', 'prompt_avg_diff', 'prompt_last_diff'] as const;
 import { sha256Hex } from '../../hash';
 import type { LoadedModel, StudyEnv, StudyCell } from './cell';
 
@@ -118,5 +121,25 @@ export async function cachedVector(env: StudyEnv, org: LoadedModel, cell: StudyC
     fs.writeFileSync(path.join(tmp, 'extraction.json'), JSON.stringify({ kept: r.kept, total: r.total, emptyAnswers: r.emptyAnswers }) + '\n');
   });
   const info = JSON.parse(fs.readFileSync(path.join(dir, 'extraction.json'), 'utf8')) as { kept: number; total: number };
-  return { vector: PersonaVector.load(path.join(dir, `${cell.trait}_${cell.extract_method}.safetensors`)), kept: info.kept, total: info.total, dir };
+  if ((MEAN_DIFF_METHODS as readonly string[]).includes(cell.extract_method))
+    return { vector: PersonaVector.load(path.join(dir, `${cell.trait}_${cell.extract_method}.safetensors`)), kept: info.kept, total: info.total, dir };
+  // PCA and probe directions: from the same judged rollouts (read from the mean-difference entry), cached by method.
+  const mdir = await env.cache.getOrComputeDir('persona-vector-method', { ...key, method: cell.extract_method }, async (tmp) => {
+    env.log?.(`${cell.extract_method} direction of ${cell.trait}`);
+    const rows = (side: 'pos' | 'neg') => readRolloutsCsv(path.join(dir, `${cell.trait}_${side}_instruct.csv`), cell.trait).rows;
+    const ex = await vectorsFromRollouts({
+      model: org.model,
+      tokenizer: org.tokenizer,
+      pos: rows('pos'),
+      neg: rows('neg'),
+      trait: cell.trait,
+      threshold: cell.extract_threshold,
+      coherenceMin: cell.extract_coherence_min,
+      batchSize: cell.batch_size,
+      modelName: path.basename(org.dir),
+      method: [cell.extract_method],
+    });
+    ex.vectors[cell.extract_method]!.save(path.join(tmp, `${cell.trait}_${cell.extract_method}.safetensors`));
+  });
+  return { vector: PersonaVector.load(path.join(mdir, `${cell.trait}_${cell.extract_method}.safetensors`)), kept: info.kept, total: info.total, dir };
 }

@@ -21,7 +21,7 @@ import { TRAITS, isTrait } from '../../../organism/grammar';
 import { organismJudges } from '../../../organism/presets';
 import { TraitArtifacts, artifactPath, readTraitArtifacts } from '../../../persona/artifacts';
 import type { RolloutJudges } from '../../../persona/rollouts';
-import type { ExtractionMethod } from '../../../persona/vector';
+import { EXTRACTION_METHODS, ExtractionMethod } from '../../../persona/vector';
 import type { Tokenizer } from '../../../tokenizer';
 import { Tokenizer as TokenizerClass } from '../../../tokenizer';
 import type { Cache } from '../../cache';
@@ -61,7 +61,7 @@ export const studyFields = {
   temperature: z.number().min(0).default(1).describe('Sampling temperature of every rollout (paper: 1)'),
   batch_size: z.number().int().min(1).default(32).describe('Rollouts generated together; part of the sampling seeds, hence of cache keys'),
   extract_samples: z.number().int().min(1).default(1).describe('Persona-vector extraction: samples per (extraction question, instruction pair) on each side'),
-  extract_method: z.enum(['response_avg_diff', 'prompt_avg_diff', 'prompt_last_diff']).default('response_avg_diff').describe('Persona-vector method (paper: response_avg_diff)'),
+  extract_method: z.enum(EXTRACTION_METHODS as [ExtractionMethod, ...ExtractionMethod[]]).default('response_avg_diff').describe('Persona-vector method (paper: response_avg_diff; pca_diff and probe from the same judged rollouts); sweep it to compare methods'),
   extract_threshold: z.number().min(0).max(100).default(50).describe('Extraction filter: pos trait ≥ t, neg trait < 100 − t (paper: 50)'),
   extract_coherence_min: z.number().min(0).max(100).default(50).describe('Extraction filter: coherence of both answers ≥ this (paper: 50)'),
   judge: judgeSchema.default(judgeSchema.parse({})).describe('Judge of trait and coherence (mapping, keys judge.type, judge.model, …)'),
