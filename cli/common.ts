@@ -94,7 +94,7 @@ export interface InterventionSpec {
 const SUFFIX = /^(|all|[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?)$/i;
 
 /** FILE[:A[:B]] → file and up to `max` suffixes (a path that exists as given is a file, whatever its colons). */
-function splitSpec(spec: string, max: number): { file: string; parts: string[] } {
+export function splitSpec(spec: string, max: number): { file: string; parts: string[] } {
   if (fs.existsSync(spec)) return { file: spec, parts: [] };
   const all = spec.split(':');
   const parts: string[] = [];
@@ -102,7 +102,7 @@ function splitSpec(spec: string, max: number): { file: string; parts: string[] }
   return { file: all.join(':'), parts };
 }
 
-function parseLayer(v: string | number | undefined, what: string): number | 'all' | undefined {
+export function parseLayer(v: string | number | undefined, what: string): number | 'all' | undefined {
   if (v === undefined || v === '') return undefined;
   if (v === 'all') return 'all';
   const n = Number(v);

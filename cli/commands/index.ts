@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { generateCommand } from './generate';
 import { forwardCommand } from './forward';
+import { captureCommand } from './capture';
 import { convertCommand } from './convert';
 import { benchCommand } from './bench';
 import { trainCommand } from './train';
@@ -25,6 +26,7 @@ import { playgroundCommand } from './playground';
 export const commands: CommandModule<any, any>[] = [
   generateCommand,
   forwardCommand,
+  captureCommand,
   convertCommand,
   benchCommand,
   trainCommand,

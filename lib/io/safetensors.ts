@@ -230,6 +230,19 @@ export interface TensorToWrite {
   dtype?: 'F32' | 'F16' | 'BF16';
 }
 
+/** Integer values (token ids): I64 is what torch and Hugging Face use for input_ids. */
+export interface IntTensorToWrite {
+  shape: number[];
+  data: Int32Array;
+  dtype: 'I32' | 'I64';
+}
+
+function encodeInt(data: Int32Array, dtype: 'I32' | 'I64'): Uint8Array {
+  if (dtype === 'I32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const wide = BigInt64Array.from(data, (x) => BigInt(x));
+  return new Uint8Array(wide.buffer);
+}
+
 /** float32 values encoded as `dtype`, as the bytes to put in the file. */
 export function encodeFromF32(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
   if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -242,14 +255,15 @@ export function encodeFromF32(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16')
  * dtype (larger alignment first) then name, header padded with spaces to a multiple of 8 bytes so every
  * tensor's data stays aligned. Each tensor is encoded only while it is written.
  */
-export function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
+export function writeSafetensors(path: string, tensors: Record<string, TensorToWrite | IntTensorToWrite>, metadata?: Record<string, string>): void {
   const entries = Object.entries(tensors).map(([name, t]) => {
     const dtype = t.dtype ?? 'F32';
-    if (!isDtype(dtype) || !['F32', 'F16', 'BF16'].includes(dtype)) {
-      throw new PersonaError(`cannot write dtype ${JSON.stringify(dtype)} (F32, F16 or BF16)`, { file: path, tensor: name });
+    if (!isDtype(dtype) || !['F32', 'F16', 'BF16', 'I32', 'I64'].includes(dtype)) {
+      throw new PersonaError(`cannot write dtype ${JSON.stringify(dtype)} (F32, F16, BF16, I32 or I64)`, { file: path, tensor: name });
     }
     if (!isShape(t.shape)) throw new PersonaError(`shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`, { file: path, tensor: name });
-    if (!(t.data instanceof Float32Array)) throw new PersonaError('data must be a Float32Array', { file: path, tensor: name });
+    const int = dtype === 'I32' || dtype === 'I64';
+    if (int ? !(t.data instanceof Int32Array) : !(t.data instanceof Float32Array)) throw new PersonaError(`data must be ${int ? 'an Int32Array' : 'a Float32Array'} for ${dtype}`, { file: path, tensor: name });
     if (t.data.length !== numElements(t.shape)) {
       throw new PersonaError(`data has ${t.data.length} values but shape [${t.shape.join(', ')}] needs ${numElements(t.shape)}`, { file: path, tensor: name });
     }
@@ -278,7 +292,7 @@ export function writeSafetensors(path: string, tensors: Record<string, TensorToW
   writeFileAtomicChunks(path, (function* () {
     yield lenBuf;
     yield headerBuf;
-    for (const e of entries) yield encodeFromF32(e.data, e.dtype);
+    for (const e of entries) yield e.dtype === 'I32' || e.dtype === 'I64' ? encodeInt(e.data as Int32Array, e.dtype) : encodeFromF32(e.data as Float32Array, e.dtype);
   })());
 }
 
