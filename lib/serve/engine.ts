@@ -20,15 +20,19 @@ export interface ServeVector {
 export interface ServeEngineOptions extends EngineOptions {
   /** The name /v1/models lists and requests may give as `model` (default 'persona'). */
   modelName?: string;
+  /** Where the checkpoint lives (/v1/models' `root`, as vLLM reports it). */
+  modelRoot?: string;
 }
 
 export class ServeEngine {
   readonly batcher: Batcher;
   readonly modelName: string;
+  readonly modelRoot?: string;
   private readonly byName = new Map<string, ServeVector>();
 
   constructor(readonly model: Model, readonly tokenizer: Tokenizer, vectors: readonly ServeVector[], opts: ServeEngineOptions = {}) {
     this.modelName = opts.modelName ?? 'persona';
+    this.modelRoot = opts.modelRoot;
     const H = model.config.hiddenSize;
     for (const v of vectors) {
       if (this.byName.has(v.name)) throw new PersonaError(`two vectors are named '${v.name}' (${this.byName.get(v.name)!.source} and ${v.source}); rename a file or set 'name' in its metadata`, { file: v.source });

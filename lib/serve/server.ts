@@ -61,7 +61,7 @@ export async function loadServeEngine(modelDir: string, vectorPaths: readonly st
   const tokenizer = Tokenizer.load(modelDir);
   const model = await Model.load(modelDir);
   try {
-    return new ServeEngine(model, tokenizer, vectors, { ...opts, modelName: opts.modelName ?? path.basename(path.resolve(modelDir)) });
+    return new ServeEngine(model, tokenizer, vectors, { ...opts, modelName: opts.modelName ?? path.basename(path.resolve(modelDir)), modelRoot: path.resolve(modelDir) });
   } catch (e) {
     model.dispose();
     throw e;
@@ -105,7 +105,7 @@ export function createServer(engine: ServeEngine, opts: ServerOptions = {}): Fas
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(errorJson(new ApiError(404, `no route ${req.method} ${req.url}`, 'invalid_request_error', null, 'not_found'))));
 
-  app.get('/v1/models', async () => ({ object: 'list', data: [{ id: engine.modelName, object: 'model', created: 0, owned_by: 'persona' }] }));
+  app.get('/v1/models', async () => ({ object: 'list', data: [{ id: engine.modelName, object: 'model', created: 0, owned_by: 'persona', ...(engine.modelRoot ? { root: engine.modelRoot } : {}) }] }));
   app.get('/v1/persona/vectors', async () => ({ object: 'list', data: engine.vectorInfo() }));
   app.get('/health', async () => ({ status: 'ok', ...engine.batcher.load }));
 

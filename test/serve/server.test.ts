@@ -60,6 +60,7 @@ describe('persona serve (OpenAI-compatible)', () => {
   test('lists the model and the vectors', async () => {
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['organism']);
+    expect((models.data[0] as unknown as { root: string }).root).toBe(path.resolve(ORGANISM));
     const res = await fetch(`${server.url}/v1/persona/vectors`).then((r) => r.json());
     expect(res.data.map((v: { name: string }) => v.name)).toEqual(['evil', 'kind']);
     expect(res.data[0]).toMatchObject({ trait: 'evil', method: 'response_avg_diff', best_layer: 3, layers: [0, 1, 2, 3, 4, 5, 6] });
@@ -249,6 +250,25 @@ describe('persona serve (OpenAI-compatible)', () => {
     for (let i = 0; i < 100 && engine.batcher.load.running > 0; i++) await new Promise((ok) => setTimeout(ok, 20));
     expect(engine.batcher.load).toEqual({ running: 0, waiting: 0 });
     expect(lines.some((l) => l.includes('client gone'))).toBe(true);
+  });
+
+  test('the playground page is served at / (API routes unchanged)', async () => {
+    const page = path.join(dir, 'page');
+    fs.mkdirSync(page, { recursive: true });
+    fs.writeFileSync(path.join(page, 'index.html'), '<!doctype html><title>persona playground</title>');
+    fs.writeFileSync(path.join(page, 'playground.js'), 'console.log(1)');
+    const s3 = await listen(engine, { port: 0, playgroundDir: page, apiKey: 'k' });
+    try {
+      const html = await fetch(`${s3.url}/`);
+      expect(html.status).toBe(200);
+      expect(html.headers.get('content-type')).toMatch(/text\/html/);
+      expect(await html.text()).toContain('persona playground');
+      expect((await fetch(`${s3.url}/playground.js`)).status).toBe(200);
+      expect((await fetch(`${s3.url}/v1/models`)).status).toBe(401); // the page is public, the API is not
+      expect((await fetch(`${s3.url}/v1/models`, { headers: { authorization: 'Bearer k' } })).status).toBe(200);
+    } finally {
+      await s3.close();
+    }
   });
 
   test('api key: 401 without or with a wrong key; a full queue: 429 with Retry-After', async () => {
