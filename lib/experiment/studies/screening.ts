@@ -158,6 +158,10 @@ registerStudy<ScreeningCell, ScreeningResult>('screening', {
 
 type R = CellResult<ScreeningCell, ScreeningResult>;
 
+/** The trait a dataset family targets: its own name, or the paper's dataset directories named by noun. */
+const PAPER_DATASET_TRAITS: Record<string, string> = { sycophancy: 'sycophantic', hallucination: 'hallucinating' };
+export const datasetTrait = (kind: string): string => PAPER_DATASET_TRAITS[kind] ?? kind;
+
 export function screeningSummary(results: readonly R[], runDir: string, seed: number): { summary: Record<string, unknown>; figures: FigureSpec[] } {
   const files = new Map(results.map((r) => [r.id, JSON.parse(fs.readFileSync(path.join(runDir, 'cells', r.id, VECTORS_FILE), 'utf8')) as CellFile]));
   const traits = [...new Set(results.flatMap((r) => Object.keys(r.result.traits)))];
@@ -213,7 +217,7 @@ export function screeningSummary(results: readonly R[], runDir: string, seed: nu
   const aurocs: Record<string, unknown> = {};
   const flat: Record<string, number | null> = {};
   for (const t of traits) {
-    const normal = results.find((r) => r.settings.kind === t && r.settings.version === 'normal' && r.result.traits[t]);
+    const normal = results.find((r) => datasetTrait(r.settings.kind) === t && r.settings.version === 'normal' && r.result.traits[t]);
     if (!normal) continue;
     const nf = files.get(normal.id)![t];
     const H = nf.direction.length;
@@ -224,7 +228,7 @@ export function screeningSummary(results: readonly R[], runDir: string, seed: nu
     const captionParts: string[] = [];
     let headline: { value: number; ci?: { lo: number; hi: number }; null?: { meanAbs: number; p975: number } } | null = null;
     for (const version of ['II', 'I'] as const) {
-      const pos = results.find((r) => r.settings.kind === t && r.settings.version === version && r.result.traits[t]);
+      const pos = results.find((r) => datasetTrait(r.settings.kind) === t && r.settings.version === version && r.result.traits[t]);
       if (!pos) continue;
       const pf = files.get(pos.id)![t];
       const a = auroc(pf.per_sample, nf.per_sample);
