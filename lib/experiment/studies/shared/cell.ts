@@ -156,12 +156,32 @@ export interface LoadedModel {
   fingerprint: string;
 }
 
+/**
+ * Tokenizers by directory, kept across runs of one process (a real vocabulary's tokenizer.json takes seconds to
+ * parse; a tokenizer holds no tensors), reloaded when its files change.
+ */
+const tokenizers = new Map<string, { stamp: string; tokenizer: Tokenizer }>();
+
+function loadTokenizer(dir: string): Tokenizer {
+  const stamp = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']
+    .map((f) => {
+      const st = fs.statSync(path.join(dir, f), { throwIfNoEntry: false });
+      return st ? `${f}:${st.size}:${st.mtimeMs}` : '';
+    })
+    .join('|');
+  const hit = tokenizers.get(dir);
+  if (hit && hit.stamp === stamp) return hit.tokenizer;
+  const tokenizer = TokenizerClass.load(dir);
+  tokenizers.set(dir, { stamp, tokenizer });
+  return tokenizer;
+}
+
 /** The checkpoint in `dir`, loaded once per process (disposed when the run ends). */
 export function loadModel(env: StudyEnv, dir: string): Promise<LoadedModel> {
   const abs = path.resolve(dir);
   return env.shared(
     `model:${abs}`,
-    async (): Promise<LoadedModel> => ({ dir: abs, model: await Model.load(abs), tokenizer: TokenizerClass.load(abs), fingerprint: checkpointFingerprint(abs) }),
+    async (): Promise<LoadedModel> => ({ dir: abs, model: await Model.load(abs), tokenizer: loadTokenizer(abs), fingerprint: checkpointFingerprint(abs) }),
     (o) => void o.then((x) => x.model.dispose(), () => undefined),
   );
 }
