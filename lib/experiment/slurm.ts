@@ -41,7 +41,7 @@ export function slurmScript(exp: LoadedExperiment, opts: SlurmOptions = {}): { s
     ...s.sbatch.map((o) => `#SBATCH ${o}`),
     'set -euo pipefail',
     ...s.setup,
-    `${s.command} run ${q(config.file)} --shard "\${SLURM_ARRAY_TASK_ID}/${n}" --output-dir ${q(path.dirname(config.runDir))} --cache-dir ${q(config.cacheDir)} --no-progress`,
+    `${s.command} run ${q(config.file)} --shard "\${SLURM_ARRAY_TASK_ID}/${n}" --output-dir ${q(path.dirname(config.runDir))} --cache-dir ${q(config.cacheDir)}`,
     '',
   ];
   return { script: lines.join('\n'), shards: n };

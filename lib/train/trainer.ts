@@ -7,12 +7,12 @@
  * step of an epoch may take fewer). The loss of a step is the mean CE over all loss tokens of its
  * micro-batches. Everything random (order, LoRA init, dropout) is a function of the seed and the step.
  */
+import { startProgress } from '../progress';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { readScalar } from '../backend/read';
-import { SingleBar } from 'cli-progress';
 import { PersonaError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { appendJsonl } from '../io/jsonl';
@@ -48,7 +48,7 @@ export interface StepRecord {
 }
 
 export interface TrainOptions {
-  /** Show a cli-progress bar on stderr. */
+  /** Show progress on stderr (a bar on a terminal, a line every 30 s in logs: lib/progress.ts). */
   progress?: boolean;
   /** Called after every optimizer step (after the log line and any checkpoint). */
   onStep?: (rec: StepRecord) => void;
@@ -159,8 +159,7 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
     const saveExtra = async (dir: string) => {
       if (lora) await saveAdapter(dir, lora, config.model);
     };
-    const bar = opts.progress ? new SingleBar({ format: 'train |{bar}| {value}/{total} loss {loss} lr {lr} {tps} tok/s ETA {eta_formatted}', stream: process.stderr }) : null;
-    bar?.start(plan.totalSteps, startStep, { loss: '-', lr: '-', tps: '-' });
+    const bar = startProgress('train', plan.totalSteps, { quiet: !opts.progress, start: startStep });
     const t0 = Date.now();
     let finalLoss: number | null = null;
     try {
@@ -214,11 +213,11 @@ export async function runTraining(config: TrainConfig, opts: TrainOptions = {}):
         finalLoss = rec.loss;
         appendJsonl(path.join(out, LOG_FILE), rec);
         if ((step + 1) % config.save_steps === 0 && step + 1 < plan.totalSteps) await saveCheckpoint(out, state(step + 1), trainable, optimizer, saveExtra);
-        bar?.update(step + 1, { loss: rec.loss.toFixed(4), lr: lr.toExponential(2), tps: rec.tokens_per_s.toFixed(0) });
+        bar.update(step + 1, `loss ${rec.loss.toFixed(4)} lr ${lr.toExponential(2)} ${rec.tokens_per_s.toFixed(0)} tok/s`);
         opts.onStep?.(rec);
       }
     } finally {
-      bar?.stop();
+      bar.stop();
     }
     // Final: a checkpoint to resume/extend from, and the deliverable (adapter or full checkpoint).
     await saveCheckpoint(out, state(plan.totalSteps), trainable, optimizer, saveExtra);

@@ -140,6 +140,7 @@ test('partial collect and the Slurm job-array script', async () => {
   expect(script).toContain('#SBATCH --job-name=arith\n');
   expect(script).toContain(`npx persona run ${exp.config.file} --shard "\${SLURM_ARRAY_TASK_ID}/3" --output-dir ${out}`);
   expect(script.indexOf('module load node')).toBeLessThan(script.indexOf('npx persona run'));
+  expect(script).not.toContain('--no-progress'); // progress lines go to the task's log (lib/progress.ts)
   expect(slurmScript(exp, { shards: 50 }).shards).toBe(12); // never more tasks than cells
   const bash = spawnSync('bash', ['-n'], { input: script });
   expect(bash.status).toBe(0); // the script parses
