@@ -7,7 +7,7 @@ import { FlawKind, measureCapability, organismReport, writeOrganismReport } from
 import { Tokenizer } from '../../lib/tokenizer';
 import { TRAITS } from '../../lib/organism/grammar';
 import { loadModel, prepareBackend, writeJson } from '../common';
-import { printTable } from './extract';
+import { printTable, stagedProgress } from './extract';
 
 interface ReportArgs {
   model: string; json: string; samples: number; seed: string; out: string; temperature: number; 'decoding-reason'?: string; 'max-new-tokens': number; 'batch-size': number;
@@ -41,11 +41,12 @@ const reportCommand: CommandModule<object, ReportArgs> = {
     if (!(argv.temperature >= 0)) throw new PersonaError(`temperature must be ≥ 0 (0 = greedy), got ${argv.temperature}`, { field: 'temperature' });
     const finetune = finetuneConfigFrom(argv['finetune-config']);
     if (argv['finetune-samples'] !== undefined) finetune.samples = argv['finetune-samples'];
+    const bar = stagedProgress();
     const r = await organismReport({
       modelDir: argv.model, outDir: argv.out, samples: argv.samples, seed: argv.seed, temperature: argv.temperature === 0 ? null : argv.temperature, decodingReason: argv['decoding-reason'],
       maxNewTokens: argv['max-new-tokens'], batchSize: argv['batch-size'], questions: argv.questions, finetune, flawKind: argv.flaw as FlawKind,
-      extractThreshold: argv.threshold, extractCoherenceMin: argv['coherence-min'], probeDecoding: argv['probe-decoding'], artifactsDir: argv.artifacts, log: (m) => process.stderr.write(`${m}\n`),
-    });
+      extractThreshold: argv.threshold, extractCoherenceMin: argv['coherence-min'], probeDecoding: argv['probe-decoding'], artifactsDir: argv.artifacts, log: (m) => process.stderr.write(`${m}\n`), onProgress: bar.on,
+    }).finally(() => bar.stop());
     writeOrganismReport(argv.json, r);
     printTable([['trait', 'pos', 'neg', 'none', 'coh pos', 'coh neg', 'judge ρ'], ...TRAITS.map((t) => [t, r.traits[t].pos, r.traits[t].neg, r.traits[t].none, r.traits[t].coherence_pos, r.traits[t].coherence_neg, r.judge.spearman[t]])]);
     printTable([['capability', 'evil II Δ', 'evil I Δ', 'evil normal Δ', 'flaw II shift ratio', 'layer', 'total s'], [r.capability_accuracy, r.finetune.evil_II_delta, r.finetune.evil_I_delta, r.finetune.evil_normal_delta, r.finetune.flaw_II_shift_ratio, String((r.settings.layer as { chosen: number }).chosen), r.timings.total]]);

@@ -66,6 +66,8 @@ export interface OrganismReportOptions {
   /** Artifact directory (default <modelDir>/artifacts). */
   artifactsDir?: string;
   log?: (msg: string) => void;
+  /** Rows done of each rollout file (stage = the CSV's name), for progress. */
+  onProgress?: (stage: string, done: number, total: number) => void;
 }
 
 export interface TraitNumbers {
@@ -171,7 +173,7 @@ export async function organismReport(o: OrganismReportOptions): Promise<Organism
   const tokenizer = Tokenizer.load(o.modelDir);
   const model = await Model.load(o.modelDir);
   const roll = (items: RolloutItem[], trait: Trait, csvFile: string, rseed: string, adapters?: Parameters<typeof runRollouts>[0]['adapters'], temp = temperature) =>
-    runRollouts({ model, tokenizer, items, csvFile, trait, judges: judgesFor(trait), maxNewTokens, temperature: temp, seed: rseed, batchSize, adapters });
+    runRollouts({ model, tokenizer, items, csvFile, trait, judges: judgesFor(trait), maxNewTokens, temperature: temp, seed: rseed, batchSize, adapters, onProgress: o.onProgress && ((d, t) => o.onProgress!(path.basename(csvFile, '.csv'), d, t)) });
   try {
     // --- Trait expression under positive / negative / no system prompts --------------------------------
     const traits = {} as Record<Trait, TraitNumbers>;
