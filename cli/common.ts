@@ -10,6 +10,7 @@ import { Intervention, Positions, POSITIONS, ablate, steer } from '../lib/model/
 import { siteForLayer } from '../lib/model/hooks';
 import { PersonaVector } from '../lib/persona/vector';
 import { writeFileAtomic } from '../lib/io/atomic';
+import { Tokenizer, unknownWordsIn, unknownWordsWarning } from '../lib/tokenizer';
 
 export async function prepareBackend(argv: { backend?: string }): Promise<string> {
   return useBackend(argv.backend as BackendRequest | undefined, (m) => process.stderr.write(`${m}\n`));
@@ -177,4 +178,14 @@ export function layerVector(file: string, L: number, model: Model): Float32Array
   v.checkHidden(model.config.hiddenSize, what);
   v.checkLayers(N, what);
   return v.layer(L);
+}
+
+/**
+ * Warns on stderr (one line, with the count) when user text — prompts, questions, system prompts, dataset
+ * messages — holds words the model's vocabulary lacks: they would silently become the unknown token.
+ */
+export function warnUnknownWords(tokenizer: Tokenizer, texts: Iterable<string>, what: string, vocabulary: string): void {
+  const unkToken = tokenizer.unkTokenId === undefined ? undefined : tokenizer.idToToken(tokenizer.unkTokenId);
+  const warning = unknownWordsWarning(unknownWordsIn(tokenizer, texts), what, vocabulary, unkToken);
+  if (warning) process.stderr.write(`${warning}\n`);
 }

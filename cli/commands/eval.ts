@@ -5,7 +5,7 @@ import type { Positions } from '../../lib/model/interventions';
 import { artifactPath, readArtifacts } from '../../lib/persona/artifacts';
 import { SteeringSetting, evaluateSteering, steeringSettings } from '../../lib/persona/evaluate';
 import { Tokenizer } from '../../lib/tokenizer';
-import { layerVector, prepareBackend, requirePositiveInt, writeJson } from '../common';
+import { layerVector, prepareBackend, requirePositiveInt, warnUnknownWords, writeJson } from '../common';
 import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
 
 interface Args extends JudgeArgs {
@@ -49,7 +49,9 @@ export const evalCommand: CommandModule<object, Args> = {
         argv.vector === undefined
           ? [{ label: 'unsteered', interventions: [] }]
           : steeringSettings(layerVector(argv.vector, argv.layer!, model), argv.layer!, coefs, argv.positions as Positions, model.config.numLayers);
-      const res = await evaluateSteering({ model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, settings, outDir: argv.out, samples: argv.samples, system: argv.system, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: bar.on });
+      const tokenizer = Tokenizer.load(argv.model);
+      warnUnknownWords(tokenizer, [...artifacts.questions, ...(argv.system !== undefined ? [argv.system] : [])], `the questions${argv.system !== undefined ? ' and system prompt' : ''} (${file})`, argv.model);
+      const res = await evaluateSteering({ model, tokenizer, artifacts, trait: argv.trait, judges, settings, outDir: argv.out, samples: argv.samples, system: argv.system, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: bar.on });
       bar.stop();
       writeJson(path.join(argv.out, `${argv.trait}_eval_summary.json`), res);
       printTable([['setting', 'n', argv.trait, '±se', 'coherence', '±se'], ...res.map((s) => [s.label, s.rows, s.traitMean, s.traitStderr, s.coherenceMean, s.coherenceStderr])]);

@@ -16,7 +16,7 @@ import { EXTRACTION_METHODS, ExtractionMethod } from '../../lib/persona/vector';
 import type { RolloutJudges } from '../../lib/persona/rollouts';
 import { Progress, startProgress } from '../../lib/progress';
 import { Tokenizer } from '../../lib/tokenizer';
-import { loadModel, prepareBackend, requirePositiveInt, writeJson } from '../common';
+import { loadModel, prepareBackend, requirePositiveInt, warnUnknownWords, writeJson } from '../common';
 
 /** Flags choosing the judge: an OpenAI-compatible model (paper), a local checkpoint, or the organism's rule-based judge. */
 export function judgeOptions<T>(y: Argv<T>) {
@@ -148,8 +148,10 @@ export const extractCommand: CommandModule<object, Args> = {
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'extract');
     const artifacts = readArtifacts(file);
     await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
+      const tokenizer = Tokenizer.load(argv.model);
+      warnUnknownWords(tokenizer, [...artifacts.instruction.flatMap((p) => [p.pos, p.neg]), ...artifacts.questions], `the instructions and questions (${file})`, argv.model);
       const r = await extractPersonaVector({
-        model, tokenizer: Tokenizer.load(argv.model), artifacts, trait: argv.trait, judges, outDir: argv.out, samples: argv.samples, antonym: argv.antonym,
+        model, tokenizer, artifacts, trait: argv.trait, judges, outDir: argv.out, samples: argv.samples, antonym: argv.antonym,
         threshold: argv.threshold, method: argv.method, probeL2: argv['probe-l2'], pcaCenter: argv['pca-center'], maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'],
         modelName: path.basename(path.resolve(argv.model)), onProgress: bar.on,
       });

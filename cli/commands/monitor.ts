@@ -7,7 +7,7 @@ import { MonitorCondition, gradedSystemPrompts, manyShotConditions, monitorProje
 import { readRolloutsCsv } from '../../lib/persona/rollouts-csv';
 import { PersonaVector } from '../../lib/persona/vector';
 import { Tokenizer } from '../../lib/tokenizer';
-import { jsonArg, prepareBackend, requirePositiveInt, writeJson } from '../common';
+import { jsonArg, prepareBackend, requirePositiveInt, warnUnknownWords, writeJson } from '../common';
 import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
 
 interface Args extends JudgeArgs {
@@ -55,7 +55,9 @@ export const monitorCommand: CommandModule<object, Args> = {
     } else conditions = gradedSystemPrompts(artifacts, argv.trait, { file });
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
     await withJudgedModel(argv, argv.trait, artifacts.eval_prompt, async (model, judges, bar) => {
-      const r = await monitorProjections({ model, tokenizer: Tokenizer.load(argv.model), vector, layer: argv.layer, trait: argv.trait, questions: artifacts.questions, conditions, judges, outDir: argv.out, samples: argv.samples, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], nullCount: argv['null-count'], onProgress: bar.on });
+      const tokenizer = Tokenizer.load(argv.model);
+      warnUnknownWords(tokenizer, [...artifacts.questions, ...conditions.flatMap((c) => [c.system ?? '', ...(c.history ?? []).map((m) => m.content)])], 'the questions and conditions', argv.model);
+      const r = await monitorProjections({ model, tokenizer, vector, layer: argv.layer, trait: argv.trait, questions: artifacts.questions, conditions, judges, outDir: argv.out, samples: argv.samples, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], nullCount: argv['null-count'], onProgress: bar.on });
       bar.stop();
       writeJson(path.join(argv.out, `${argv.trait}_monitor_summary.json`), r);
       printTable([['condition', 'projection', argv.trait, '±se'], ...r.conditions.map((c) => [c.label, c.projectionMean, c.traitMean, c.traitStderr])]);

@@ -5,7 +5,7 @@ import { ScreenFilter, rankRows, readTrainingJsonl, screenDataset, selectSamples
 import { PersonaVector } from '../../lib/persona/vector';
 import { startProgress } from '../../lib/progress';
 import { Tokenizer } from '../../lib/tokenizer';
-import { loadModel, prepareBackend } from '../common';
+import { loadModel, prepareBackend, warnUnknownWords } from '../common';
 import { printTable } from './extract';
 
 interface Args {
@@ -46,11 +46,13 @@ export const screenCommand: CommandModule<object, Args> = {
       } else throw new PersonaError('--filtered-out needs --keep top|bottom|above|below', { field: 'keep' });
     }
     const samples = readTrainingJsonl(argv.data);
+    const tokenizer = Tokenizer.load(argv.model);
+    warnUnknownWords(tokenizer, samples.flatMap((s) => s.messages.map((m) => m.content)), `the dataset (${argv.data})`, argv.model);
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
     const model = await loadModel(argv.model);
     const bar = startProgress('screen', samples.length * 2);
     try {
-      const r = await screenDataset({ model, tokenizer: Tokenizer.load(argv.model), samples, vector, layer: argv.layer, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: (d) => bar.update(d) });
+      const r = await screenDataset({ model, tokenizer, samples, vector, layer: argv.layer, maxNewTokens: argv['max-new-tokens'], temperature: argv.temperature, seed: argv.seed, batchSize: argv['batch-size'], onProgress: (d) => bar.update(d) });
       bar.stop();
       writeScreenCsv(argv.out, r.rows);
       let kept: number[] | undefined;

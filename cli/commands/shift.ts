@@ -9,7 +9,7 @@ import type { Model } from '../../lib/model/checkpoint';
 import { PersonaError } from '../../lib/errors';
 import type { LoraAdapters } from '../../lib/train/lora';
 import { loadAdapter } from '../../lib/train/peft';
-import { loadModel, prepareBackend, writeJson } from '../common';
+import { loadModel, prepareBackend, warnUnknownWords, writeJson } from '../common';
 import { printTable } from './extract';
 
 interface Args { base: string; finetuned?: string; adapter?: string; trait: string; artifacts: string; vector: string; layer: number; out?: string; 'batch-size': number; 'null-count': number; seed: string; backend?: string }
@@ -37,6 +37,7 @@ export const shiftCommand: CommandModule<object, Args> = {
     const file = argv.artifacts.endsWith('.json') ? argv.artifacts : artifactPath(argv.artifacts, argv.trait, 'eval');
     const artifacts = readArtifacts(file);
     const tok = Tokenizer.load(argv.base);
+    warnUnknownWords(tok, artifacts.questions, `the questions (${file})`, argv.base);
     const prompts = artifacts.questions.map((q) => tok.encode(renderItemPrompt(tok, { question: q, questionId: '' })));
     const vector = PersonaVector.load(argv.vector, { layer: argv.layer });
     if ((argv.finetuned === undefined) === (argv.adapter === undefined)) throw new PersonaError('give exactly one of --finetuned DIR (full checkpoint) or --adapter DIR (PEFT adapter on --base)', { field: argv.finetuned === undefined ? 'finetuned' : 'adapter' });

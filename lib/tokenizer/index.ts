@@ -197,6 +197,13 @@ export class Tokenizer {
   }
 }
 
+/** Every piece of `texts` the tokenizer encodes as its unknown token, in order (for unknownWordsWarning). */
+export function unknownWordsIn(tokenizer: Tokenizer, texts: Iterable<string>): string[] {
+  const out: string[] = [];
+  for (const t of texts) out.push(...tokenizer.encodeWithUnknowns(t).unknown);
+  return out;
+}
+
 /**
  * One warning line for unknown pieces (from encodeWithUnknowns), naming up to five distinct ones, or null when
  * there are none. E.g. "warning: 3 words of the prompt are not in the vocabulary of models/organism and were
