@@ -55,6 +55,8 @@ export const evalCommand: CommandModule<object, Args> = {
       bar.stop();
       writeJson(path.join(argv.out, `${argv.trait}_eval_summary.json`), res);
       printTable([['setting', 'n', argv.trait, '±se', 'coherence', '±se'], ...res.map((s) => [s.label, s.rows, s.traitMean, s.traitStderr, s.coherenceMean, s.coherenceStderr])]);
+      const few = res.filter((s) => s.traitN < 2 || s.coherenceN < 2).map((s) => `${s.label} (${Math.min(s.traitN, s.coherenceN)})`);
+      if (few.length) process.stderr.write(`note: ±se is n/a where fewer than 2 answers were judged: ${few.join(', ')}; raise --samples\n`);
     });
   },
 };

@@ -111,8 +111,9 @@ export async function withJudgedModel(
 }
 
 /** Fixed-width rows for the end-of-command summary. */
+/** Numbers with 3 decimals; a missing value (NaN: e.g. a standard error of one answer) as 'n/a'. */
 export function printTable(rows: (string | number)[][]): void {
-  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(3)) : c)));
+  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? (!Number.isFinite(c) ? 'n/a' : Number.isInteger(c) ? String(c) : c.toFixed(3)) : c)));
   const w = cells[0].map((_, j) => Math.max(...cells.map((r) => (r[j] ?? '').length)));
   for (const r of cells) process.stdout.write(`${r.map((c, j) => c.padEnd(w[j])).join('  ').trimEnd()}\n`);
 }

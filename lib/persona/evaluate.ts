@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { PersonaError } from '../errors';
+import { requireScores } from '../judge/judge';
 import type { Model } from '../model/checkpoint';
 import { Intervention, Positions, steer } from '../model/interventions';
 import type { Tokenizer } from '../tokenizer';
@@ -120,6 +121,14 @@ export async function evaluateSteering(o: EvaluateOptions): Promise<SettingResul
       interventions: s.interventions,
       onProgress: (d, t) => o.onProgress?.(s.label, d, t),
     });
+    // A judge that scored none of the setting's answers (fewer than its own failAfterUnscored) would give a NaN mean.
+    for (const [judge, scores] of [[o.judges.trait, r.rows.map((x) => x.score)], [o.judges.coherence, r.rows.map((x) => x.coherence)]] as const) {
+      try {
+        requireScores(judge.id, scores);
+      } catch (e) {
+        throw new PersonaError(`setting '${s.label}': ${(e as Error).message}; the unscored rows are kept in this file: delete it to judge them again`, { file });
+      }
+    }
     out.push({ label: s.label, layer: s.layer, coef: s.coef, positions: s.positions, file, resumed: r.resumed, ...summarizeScores(r.rows) });
   }
   return out;
