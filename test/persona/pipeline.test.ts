@@ -138,10 +138,14 @@ describe('end to end with a local judge', () => {
   });
 
   test('monitoring: projections of the last prompt token per graded prompt, r with CI and null', async () => {
-    const res = await monitorProjections({ model, tokenizer: tok, vector, layer: L, trait: 'evil', questions: ARTIFACTS.questions, conditions: gradedSystemPrompts(ARTIFACTS, 'evil'), judges, outDir: path.join(tmp, 'monitor'), samples: 1, maxNewTokens: 4, seed: 'm', bootstrapReps: 200 });
-    expect(res.prompts).toHaveLength(10);
+    // The artifacts' eight graded system prompts (discouraging → encouraging; g2: none), from the instructions' words.
+    const inst = ARTIFACTS.instruction;
+    const graded = { ...ARTIFACTS, graded_system_prompts: [inst[0].neg, inst[1].neg, null, inst[4].neg, inst[4].pos, inst[3].pos, inst[1].pos, inst[0].pos].map((system, i) => ({ label: `g${i}`, system })) };
+    expect(() => gradedSystemPrompts(ARTIFACTS, 'evil')).toThrow(/have no graded_system_prompts; add them with: persona trait graded-prompts evil/);
+    const res = await monitorProjections({ model, tokenizer: tok, vector, layer: L, trait: 'evil', questions: ARTIFACTS.questions, conditions: gradedSystemPrompts(graded, 'evil'), judges, outDir: path.join(tmp, 'monitor'), samples: 1, maxNewTokens: 4, seed: 'm', bootstrapReps: 200 });
+    expect(res.prompts).toHaveLength(16);
     const p0 = res.prompts[0];
-    const ids = tok.encode(renderItemPrompt(tok, { question: p0.question, questionId: '', system: gradedSystemPrompts(ARTIFACTS, 'evil')[0].system }));
+    const ids = tok.encode(renderItemPrompt(tok, { question: p0.question, questionId: '', system: gradedSystemPrompts(graded, 'evil')[0].system }));
     const h = hiddenRows(ids, L)[ids.length - 1];
     const u = vector.unit(L);
     expect(p0.projection).toBeCloseTo(h.reduce((s, x, j) => s + x * u[j], 0), 4);
