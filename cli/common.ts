@@ -9,6 +9,7 @@ import { readModelConfig } from '../lib/model/config';
 import { Intervention, Positions, POSITIONS, ablate, steer } from '../lib/model/interventions';
 import { siteForLayer } from '../lib/model/hooks';
 import { PersonaVector } from '../lib/persona/vector';
+import { COMMAND_DEFAULTS, DEFAULTS } from '../lib/persona/defaults';
 import { writeFileAtomic } from '../lib/io/atomic';
 import { Tokenizer, unknownWordsIn, unknownWordsWarning } from '../lib/tokenizer';
 
@@ -58,7 +59,12 @@ export interface InterventionArgs {
   positions?: string;
 }
 
-export function interventionOptions<T>(y: Argv<T>) {
+/**
+ * --steer/--ablate/--layer/--coef/--positions. `positions`: where steering adds by default — the paper's
+ * 'response' for generation (lib/persona/defaults.ts), 'all' for a forward pass over given tokens (no response part).
+ */
+export function interventionOptions<T>(y: Argv<T>, positions: Positions = COMMAND_DEFAULTS.forward.steeringPositions) {
+  const why = positions === DEFAULTS.steeringPositions ? "the paper's: the last prompt token, then each generated token" : 'a forward pass over given tokens has no response part';
   return y
     .option('steer', {
       type: 'string',
@@ -75,7 +81,7 @@ export function interventionOptions<T>(y: Argv<T>) {
     .option('layer', { type: 'string', nargs: 1, describe: "Layer for --steer/--ablate that name none: L = hidden_states[L] = output of decoder layer L-1, or 'all' (ablation only)" })
     // nargs 1: the next token is the value even when it is a negative number yargs would read as flags ('-1e-3').
     .option('coef', { type: 'number', nargs: 1, describe: 'Coefficient for --steer that names none' })
-    .option('positions', { type: 'string', choices: POSITIONS as string[], default: 'all', describe: 'Where steering adds: all | prompt | response' })
+    .option('positions', { type: 'string', choices: POSITIONS as string[], default: positions, describe: `Where steering adds: all | prompt | response (default ${positions}: ${why})` })
     .check((argv) => {
       parseInterventionFlags(argv as InterventionArgs); // conflicts refused at parse time, before any model loads
       return true;

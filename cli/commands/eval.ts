@@ -4,6 +4,7 @@ import { PersonaError } from '../../lib/errors';
 import type { Positions } from '../../lib/model/interventions';
 import { artifactPath, readArtifacts } from '../../lib/persona/artifacts';
 import { SteeringSetting, evaluateSteering, steeringSettings } from '../../lib/persona/evaluate';
+import { DEFAULTS } from '../../lib/persona/defaults';
 import { Tokenizer } from '../../lib/tokenizer';
 import { layerVector, prepareBackend, requirePositiveInt, warnUnknownWords, writeJson } from '../common';
 import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
@@ -27,8 +28,8 @@ export const evalCommand: CommandModule<object, Args> = {
         .option('layer', { type: 'number' })
         // nargs 1: '-2,0' as a separate token is the value, not short flags (yargs only does this for plain numbers).
         .option('coefs', { type: 'string', nargs: 1, default: '0', describe: 'Comma-separated steering coefficients (0 = unsteered)' })
-        .option('positions', { type: 'string', choices: ['all', 'prompt', 'response'], default: 'response' })
-        .option('samples', { type: 'number', default: 10 })
+        .option('positions', { type: 'string', choices: ['all', 'prompt', 'response'], default: DEFAULTS.steeringPositions, describe: "Where steering adds (the paper's: response = the last prompt token, then each generated token)" })
+        .option('samples', { type: 'number', default: DEFAULTS.evalSamples, describe: 'Answers per evaluation question' })
         .option('system', { type: 'string', describe: 'System prompt for every rollout' }),
     )) as never,
   handler: async (argv) => {

@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../../lib/persona/defaults';
 import * as path from 'path';
 import type { Argv, CommandModule } from 'yargs';
 import { PersonaError } from '../../lib/errors';
@@ -78,12 +79,12 @@ export function stagedProgress(): { on: (stage: string, done: number, total: num
 }
 
 /** Generation flags shared by every command that samples rollouts (extract, eval, monitor). */
-export function rolloutOptions<T>(y: Argv<T>, defaults: { maxNewTokens: number } = { maxNewTokens: 1000 }) {
+export function rolloutOptions<T>(y: Argv<T>, defaults: { maxNewTokens: number } = { maxNewTokens: DEFAULTS.maxNewTokens }) {
   return y
     .option('max-new-tokens', { type: 'number', default: defaults.maxNewTokens })
-    .option('temperature', { type: 'number', default: 1 })
-    .option('seed', { type: 'string', default: '0' })
-    .option('batch-size', { type: 'number', default: 8 });
+    .option('temperature', { type: 'number', default: DEFAULTS.temperature, describe: "Sampling temperature of every rollout (the paper's: 1)" })
+    .option('seed', { type: 'string', default: DEFAULTS.seed })
+    .option('batch-size', { type: 'number', default: DEFAULTS.batchSize });
 }
 
 /**
@@ -133,9 +134,9 @@ export const extractCommand: CommandModule<object, Args> = {
         .option('trait', { type: 'string', demandOption: true })
         .option('artifacts', { type: 'string', demandOption: true, describe: 'Directory with trait_data_extract/<trait>.json, or the JSON file itself' })
         .option('out', { type: 'string', demandOption: true, describe: 'Results folder (rollout CSVs, vectors, judge cache)' })
-        .option('samples', { type: 'number', default: 10, describe: 'Samples per (instruction × question)' })
+        .option('samples', { type: 'number', default: DEFAULTS.extractSamples, describe: 'Samples per (instruction × question)' })
         .option('antonym', { type: 'string', default: 'helpful', describe: 'Assistant name in negative prompts' })
-        .option('threshold', { type: 'number', default: 50 })
+        .option('threshold', { type: 'number', default: DEFAULTS.extractThreshold, describe: 'Filter: pos trait score ≥ t, neg < 100 − t' })
         .option('method', {
           type: 'string', array: true, choices: EXTRACTION_METHODS as ExtractionMethod[], default: [...DEFAULT_METHODS],
           describe: 'Extraction method(s): response_avg_diff / prompt_avg_diff / prompt_last_diff = mean pos − neg activation over the response / prompt / at the last prompt token; pca_diff = first principal component of paired response-average differences (repeng; uncentred unless --pca-center); probe = L2 logistic regression on response averages. pca_diff and probe are scaled to the response_avg_diff norm per layer',

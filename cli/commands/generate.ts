@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { PersonaError } from '../../lib/errors';
 import { generate } from '../../lib/model/generate';
 import { Tokenizer, unknownWordsWarning } from '../../lib/tokenizer';
+import { COMMAND_DEFAULTS, DEFAULTS } from '../../lib/persona/defaults';
 import { interventionOptions, interventionsFrom, jsonArg, loadModel, prepareBackend, tokenMatrix, writeJson } from '../common';
 
 interface Args {
@@ -22,16 +23,17 @@ export const generateCommand: CommandModule<object, Args> = {
         .option('system', { type: 'string', describe: 'System prompt (with --prompt)' })
         .option('tokens', { type: 'string', describe: 'Prompt token ids as JSON ([T] or [B][T], inline or a file); works without tokenizer files' })
         .option('attention-mask', { type: 'string', describe: 'With --tokens: JSON [B][T] mask of a left-padded batch' })
-        .option('max-new-tokens', { type: 'number', default: 64 })
+        .option('max-new-tokens', { type: 'number', default: COMMAND_DEFAULTS.generate.maxNewTokens })
         .option('min-new-tokens', { type: 'number', default: 0 })
-        .option('greedy', { type: 'boolean', describe: 'Argmax decoding (default unless --temperature is given)' })
-        .option('temperature', { type: 'number' })
-        .option('top-p', { type: 'number' })
-        .option('top-k', { type: 'number' })
-        .option('seed', { type: 'string', default: '0' })
+        .option('greedy', { type: 'boolean', describe: "Argmax decoding: generate's default on purpose (one reproducible answer); the paper's rollouts (eval, extract, monitor, studies) sample at T = 1 — give --temperature 1 for that" })
+        .option('temperature', { type: 'number', describe: 'Sample at this temperature instead of decoding greedily' })
+        .option('top-p', { type: 'number', describe: 'Nucleus sampling (with --temperature)' })
+        .option('top-k', { type: 'number', describe: 'Top-k sampling (with --temperature)' })
+        .option('seed', { type: 'string', default: DEFAULTS.seed })
         .option('json', { type: 'string', describe: 'Write {"tokens": [batch][new ids], "text": [...]} here' })
         .conflicts('prompt', 'tokens')
         .conflicts('greedy', 'temperature'),
+      DEFAULTS.steeringPositions,
     ) as never,
   handler: async (argv) => {
     await prepareBackend(argv);

@@ -6,6 +6,7 @@ import { artifactPath, readArtifacts } from '../../lib/persona/artifacts';
 import { MonitorCondition, gradedSystemPrompts, manyShotConditions, monitorProjections } from '../../lib/persona/monitor';
 import { readRolloutsCsv } from '../../lib/persona/rollouts-csv';
 import { PersonaVector } from '../../lib/persona/vector';
+import { COMMAND_DEFAULTS, DEFAULTS } from '../../lib/persona/defaults';
 import { Tokenizer } from '../../lib/tokenizer';
 import { jsonArg, prepareBackend, requirePositiveInt, warnUnknownWords, writeJson } from '../common';
 import { JudgeArgs, judgeOptions, printTable, rolloutOptions, withJudgedModel } from './extract';
@@ -31,9 +32,9 @@ export const monitorCommand: CommandModule<object, Args> = {
         .option('shots-from', { type: 'string', describe: 'Rollouts CSV whose top-scored answers become many-shot examples' })
         // nargs 1: a separate '-1,2' is the value (then refused below), not short flags.
         .option('shots', { type: 'string', nargs: 1, default: '0,1,2,4', describe: 'Comma-separated K for --shots-from' })
-        .option('samples', { type: 'number', default: 5 })
-        .option('null-count', { type: 'number', default: 20 }),
-    ), { maxNewTokens: 300 }) as never,
+        .option('samples', { type: 'number', default: COMMAND_DEFAULTS.monitor.samples, describe: 'Answers per (condition, question)' })
+        .option('null-count', { type: 'number', default: DEFAULTS.nullCount, describe: 'Random directions in the null' }),
+    ), { maxNewTokens: COMMAND_DEFAULTS.monitor.maxNewTokens }) as never,
   handler: async (argv) => {
     // Checked up front: the library would only find out after every rollout had been generated.
     if (!Number.isInteger(argv['null-count']) || argv['null-count'] < 20) throw new PersonaError(`--null-count must be an integer >= 20 (random directions for the null), got ${argv['null-count']}`, { field: 'null-count' });
