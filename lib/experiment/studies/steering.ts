@@ -316,6 +316,12 @@ registerStudy<SteeringCell, SteeringResult>('steering', {
     const org = await loadModel(ctx, ctx.resolvePath(cell.model));
     const seed = ctx.config.seed;
     const vec = await cachedVector(ctx, org, cell, arts.extract, seed, judges);
+    // The vector also goes next to the results, where `persona serve --vectors` and the playground can find it.
+    const served = path.join(ctx.config.runDir, 'vectors', `${cell.trait}_${cell.extract_method}.safetensors`);
+    if (!fs.existsSync(served)) {
+      fs.mkdirSync(path.dirname(served), { recursive: true });
+      vec.vector.save(served);
+    }
     const N = org.model.config.numLayers;
     const norm = vec.vector.norm(cell.layer);
     const direction =
