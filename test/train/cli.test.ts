@@ -34,7 +34,7 @@ test('train-step: --steer without --coef is one clear error', async () => {
   const dir = path.join(FIXTURE_ROOT, 'llama-tiny');
   const r = await run(['train-step', '--model', dir, '--tokens', '[1,5,6]', '--labels', '[-100,5,6]', '--steer', 'x.safetensors', '--layer', '1', '--json', path.join(tmp, 'x.json')]);
   expect(r.code).toBe(1);
-  expect(r.stderr).toMatch(/--coef is required/);
+  expect(r.stderr).toMatch(/--steer x.safetensors needs a coefficient: --steer FILE:LAYER:COEF or --coef C/);
 });
 
 test('train (YAML, ignored fields reported), merge, bench train', async () => {
