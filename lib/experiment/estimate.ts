@@ -26,8 +26,8 @@ import { PersonaError } from '../errors';
 import { COHERENCE_PROMPT_NAME, DEFAULT_COHERENCE_PROMPT, loadJudgePrompts, selectJudgePrompt } from '../judge/judge';
 import { readTraitArtifacts } from '../persona/artifacts';
 import { readTrainConfig } from '../train/config';
-import { readExperimentFile, resolveConfigDir } from './config';
-import { CellSettings, ExperimentConfig, expandProduct, getStudy, studyNames } from './study';
+import { expandExperiment } from './runner';
+import { CellSettings, ExperimentConfig } from './study';
 import './studies'; // registers the built-in studies
 
 export interface Work {
@@ -335,20 +335,8 @@ export interface EstimateOptions {
 
 /** Settings of every cell of a config, as the runner expands them, without checking the model or files exist. */
 export function expandCells(file: string): { config: ExperimentConfig; cells: CellSettings[] } {
-  const { tree, config: f } = readExperimentFile(file);
-  const study = getStudy(f.study);
-  if (!study) throw new PersonaError(`unknown study '${f.study}'; registered: ${studyNames().join(', ')}`, { file, field: 'study' });
-  const { axes, product } = expandProduct(tree, f, study);
-  const config: ExperimentConfig = {
-    ...f,
-    file: tree.file,
-    dir: path.dirname(tree.file),
-    axes,
-    product,
-    runDir: path.join(resolveConfigDir(tree, 'output_dir', f.output_dir), f.experiment),
-    cacheDir: resolveConfigDir(tree, 'cache_dir', f.cache_dir),
-  };
-  const cells = study.cells ? study.cells(config) : product;
+  const { config, study } = expandExperiment(file);
+  const cells = study.cells ? study.cells(config) : config.product;
   const seen = new Set<string>();
   return { config, cells: cells.filter((c) => !seen.has(JSON.stringify(c)) && !!seen.add(JSON.stringify(c))) };
 }

@@ -44,8 +44,11 @@ export interface LoadOptions {
   cacheDir?: string;
 }
 
-/** Reads, validates and expands a config; every error names the file, key and line. */
-export function loadExperiment(file: string, opts: LoadOptions = {}): LoadedExperiment {
+/**
+ * Reads a config and expands its sweep, without validating it against the model or files (what `persona plan`'s
+ * estimate needs before a checkpoint exists); loadExperiment validates on top of this.
+ */
+export function expandExperiment(file: string, opts: LoadOptions = {}) {
   const { tree, config: f } = readExperimentFile(file);
   const study = getStudy(f.study);
   if (!study) throw configError(tree, ['study'], `unknown study '${f.study}'; registered: ${studyNames().join(', ') || '(none)'}`);
@@ -60,6 +63,14 @@ export function loadExperiment(file: string, opts: LoadOptions = {}): LoadedExpe
     runDir: path.join(outputDir, f.experiment),
     cacheDir: opts.cacheDir !== undefined ? path.resolve(opts.cacheDir) : resolveConfigDir(tree, 'cache_dir', f.cache_dir),
   };
+  return { tree, config, study };
+}
+
+/** Reads, validates and expands a config; every error names the file, key and line. */
+export function loadExperiment(file: string, opts: LoadOptions = {}): LoadedExperiment {
+  const { tree, config, study } = expandExperiment(file, opts);
+  const f = config;
+  const { axes, product } = config;
   study.validate?.(config, validateContext(tree, config));
   const settings = study.cells ? study.cells(config) : product;
   const cells: PlannedCell[] = [];
